@@ -1,0 +1,154 @@
+"""The ``sqlgate`` command: serve (default), check, and the commands later issues add.
+
+Every setting has a flag, generated from ``Settings`` so the two cannot drift:
+``--max-rows 50``, ``--allowed-tables orders,customers``, ``--allow-multi-statement`` /
+``--no-allow-multi-statement``. ``--database NAME=URL`` may repeat.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any, get_args, get_origin
+
+from sqlgate import __version__
+from sqlgate.errors import ConfigError, SqlgateError
+
+# Flags that are not plain settings fields, or that read better with another name.
+_SPECIAL = {"databases", "database_url"}
+
+
+def setting_flags() -> dict[str, str]:
+    """Every settings field and its CLI flag (used by the docs test too)."""
+    from sqlgate.settings import Settings
+
+    flags = {name: "--" + name.replace("_", "-") for name in Settings.model_fields}
+    flags["databases"] = "--database"
+    return flags
+
+
+def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
+    from sqlgate.settings import Settings
+
+    group = parser.add_argument_group("settings (each also SQLGATE_<NAME> in the environment)")
+    group.add_argument("--config", metavar="FILE", help="TOML settings file")
+    group.add_argument(
+        "--database-url", dest="database_url", metavar="URL",
+        help="database to serve (also DATABASE_URL); plain postgresql://, mysql://, sqlite:/// work",
+    )
+    group.add_argument(
+        "--database", dest="databases", action="append", metavar="NAME=URL",
+        help="a named database; repeat for several",
+    )
+    for name, field in Settings.model_fields.items():
+        if name in _SPECIAL:
+            continue
+        flag = "--" + name.replace("_", "-")
+        annotation = field.annotation
+        help_text = field.description or ""
+        if annotation is bool:
+            group.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+            continue
+        choices = None
+        args = [a for a in get_args(annotation) if a is not type(None)]
+        if get_origin(annotation) is not None and args and all(isinstance(a, str) for a in args):
+            choices = args
+        elif hasattr(annotation, "__members__"):
+            choices = [m.value for m in annotation]  # type: ignore[union-attr]
+        group.add_argument(flag, dest=name, default=None, choices=choices, help=help_text, metavar=None if choices else name.upper())
+
+
+def settings_from_args(args: argparse.Namespace) -> Any:
+    from sqlgate.settings import Settings, load_settings
+
+    cli = {name: getattr(args, name, None) for name in Settings.model_fields}
+    return load_settings(cli, getattr(args, "config", None))
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from sqlgate import logging as sqlgate_logging
+    from sqlgate.server.transports import run
+
+    settings = settings_from_args(args)
+    sqlgate_logging.configure(settings.log_level, settings.log_format)
+    run(settings)
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from sqlgate import safety
+    from sqlgate.safety.policy import Policy
+
+    policy_fields: dict[str, Any] = {"mode": args.mode or "read_only"}
+    if args.allowed_tables is not None:
+        policy_fields["allowed_tables"] = args.allowed_tables
+    if args.allow_multi_statement:
+        policy_fields["allow_multi_statement"] = True
+    if args.default_schema:
+        policy_fields["default_schema"] = args.default_schema
+    sql = args.sql if args.sql != "-" else sys.stdin.read()
+    try:
+        verdict = safety.check(sql, args.dialect, Policy(**policy_fields))
+    except SqlgateError as error:
+        _out({"allowed": False, **error.to_dict()})
+        return 1
+    _out(verdict.to_dict())
+    return 0
+
+
+def _out(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sqlgate", description="An MCP server that gives AI agents safe, fast access to SQL databases."
+    )
+    parser.add_argument("--version", action="version", version=f"sqlgate {__version__}")
+    sub = parser.add_subparsers(dest="command")
+
+    serve = sub.add_parser("serve", help="run the MCP server (the default command)")
+    add_settings_arguments(serve)
+    serve.set_defaults(func=cmd_serve)
+
+    check = sub.add_parser("check", help="validate SQL offline and print the verdict as JSON")
+    check.add_argument("sql", help="the SQL text, or - to read it from stdin")
+    check.add_argument("--dialect", default="postgres", choices=["postgres", "mysql", "sqlite"])
+    check.add_argument("--mode", choices=["read_only", "read_write"])
+    check.add_argument("--tables", dest="allowed_tables", help="whitelisted tables, comma-separated")
+    check.add_argument("--default-schema", help="schema that bare table names resolve to")
+    check.add_argument("--allow-multi-statement", action="store_true")
+    check.set_defaults(func=cmd_check)
+
+    for extend in EXTENSIONS:
+        extend(sub)
+    return parser
+
+
+# Later commands (health, migrate, call, ...) register themselves here.
+EXTENSIONS: list[Callable[[Any], None]] = []
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    known = {"serve", "check", "-h", "--help", "--version", *_subcommand_names(parser)}
+    if not argv or argv[0] not in known:
+        argv = ["serve", *argv]
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except ConfigError as error:
+        sys.stderr.write(f"sqlgate: {error.message}\n{('hint: ' + error.hint) if error.hint else ''}\n")
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _subcommand_names(parser: argparse.ArgumentParser) -> set[str]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return set(action.choices)
+    return set()

@@ -1,0 +1,1 @@
+"""Engines, pools, dialect specifics, reflection and result conversion."""

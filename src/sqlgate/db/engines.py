@@ -1,0 +1,230 @@
+"""One pooled SQLAlchemy ``AsyncEngine`` per configured database, and the registry of them.
+
+``open_databases`` runs in the server lifespan: it maps plain URLs to the async drivers,
+creates the engines, connects once to learn the server (version, default schema), fills
+in the default whitelist from reflection, and logs what it serves. ``close`` disposes
+every pool at shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from sqlgate.db.dialects import DRIVERS, Driver
+from sqlgate.errors import ConfigError, DatabaseUnavailable, InvalidArgument, PoolExhausted
+from sqlgate.logging import get_logger, mask_secrets
+from sqlgate.safety.policy import Policy
+from sqlgate.settings import ResolvedDatabase, Settings
+
+log = get_logger("sqlgate.db")
+
+_ASYNC_DRIVERS = {
+    "postgresql": "postgresql+asyncpg",
+    "postgres": "postgresql+asyncpg",
+    "postgresql+asyncpg": "postgresql+asyncpg",
+    "mysql": "mysql+aiomysql",
+    "mariadb": "mysql+aiomysql",
+    "mysql+aiomysql": "mysql+aiomysql",
+    "mariadb+aiomysql": "mysql+aiomysql",
+    "sqlite": "sqlite+aiosqlite",
+    "sqlite+aiosqlite": "sqlite+aiosqlite",
+}
+# Tables sqlgate owns; never part of a default whitelist.
+SQLGATE_TABLES = frozenset({"sqlgate_audit", "sqlgate_alembic_version", "alembic_version"})
+
+
+def async_url(url: str) -> URL:
+    """Map a plain database URL to sqlgate's async driver for it."""
+    try:
+        parsed = make_url(url)
+    except Exception as exc:
+        raise ConfigError(
+            f"not a database URL: {mask_secrets(url)}",
+            "use postgresql://user:pass@host/db, mysql://user@host/db or sqlite:///path.db",
+        ) from exc
+    target = _ASYNC_DRIVERS.get(parsed.drivername)
+    if target is None:
+        raise ConfigError(
+            f"unsupported database URL scheme {parsed.drivername!r}",
+            "use postgresql://, mysql:// (also MariaDB/TiDB) or sqlite:///",
+        )
+    return parsed.set(drivername=target)
+
+
+@dataclass
+class PoolStats:
+    size: int
+    checked_out: int
+    overflow: int
+    checked_in: int
+
+
+@dataclass
+class Database:
+    """A configured database: its engine, driver, effective policy and facts."""
+
+    name: str
+    engine: AsyncEngine
+    driver: Driver
+    policy: Policy
+    max_result_bytes: int
+    display_url: str
+    demo: bool = False
+    server_version: str = ""
+    pool_timeout_s: float = 10.0
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def dialect(self) -> str:
+        """sqlglot's dialect name: ``postgres``, ``mysql`` or ``sqlite``."""
+        return self.driver.sqlglot_dialect
+
+    async def checkout(self) -> tuple[AsyncConnection, Any, Any]:
+        """A pooled connection: (SQLAlchemy connection, pool proxy, driver connection)."""
+        try:
+            conn = await self.engine.connect()
+        except sa_exc.TimeoutError as exc:
+            raise PoolExhausted(
+                f"no free connection to database {self.name!r} within {self.pool_timeout_s:g} s",
+                "retry shortly: too many calls are running at once",
+            ) from exc
+        except (OSError, sa_exc.DBAPIError, sa_exc.InterfaceError) as exc:
+            raise DatabaseUnavailable(
+                f"cannot connect to database {self.name!r} ({self.display_url}): "
+                f"{mask_secrets(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)}",
+                "check that the database is running and the URL is right; run health_check",
+            ) from exc
+        raw = await conn.get_raw_connection()
+        return conn, raw, raw.driver_connection
+
+    def pool_stats(self) -> PoolStats:
+        pool: Any = self.engine.pool
+        size = pool.size() if hasattr(pool, "size") else 0
+        return PoolStats(
+            size=size,
+            checked_out=pool.checkedout() if hasattr(pool, "checkedout") else 0,
+            overflow=max(pool.overflow(), 0) if hasattr(pool, "overflow") else 0,
+            checked_in=pool.checkedin() if hasattr(pool, "checkedin") else 0,
+        )
+
+
+class Databases:
+    """The configured databases by name; the first is the default."""
+
+    def __init__(self, databases: list[Database]) -> None:
+        self._by_name = {db.name: db for db in databases}
+        self.default = databases[0]
+
+    def get(self, name: str | None = None) -> Database:
+        if name is None or name == "":
+            return self.default
+        try:
+            return self._by_name[name]
+        except KeyError:
+            raise InvalidArgument(
+                f"unknown database {name!r}",
+                f"configured databases: {', '.join(self._by_name)}",
+            ) from None
+
+    def names(self) -> list[str]:
+        return list(self._by_name)
+
+    def __iter__(self) -> Iterator[Database]:
+        return iter(self._by_name.values())
+
+    def __len__(self) -> int:
+        return len(self._by_name)
+
+    async def close(self) -> None:
+        await asyncio.gather(*(db.engine.dispose() for db in self), return_exceptions=True)
+
+
+def create_database(config: ResolvedDatabase, settings: Settings) -> Database:
+    url = async_url(config.url)
+    backend = url.get_backend_name()
+    driver = DRIVERS[backend]()
+    policy = config.policy
+    kwargs: dict[str, Any] = {
+        "pool_pre_ping": True,
+        "pool_recycle": settings.pool_recycle_s,
+        **driver.engine_kwargs(policy.read_only, policy.statement_timeout_ms),
+    }
+    if backend != "sqlite" or (url.database not in (None, "", ":memory:")):
+        kwargs |= {
+            "pool_size": config.pool_size,
+            "max_overflow": config.max_overflow,
+            "pool_timeout": settings.pool_timeout_s,
+        }
+    engine = create_async_engine(url, **kwargs)
+    read_only, timeout_ms = policy.read_only, policy.statement_timeout_ms
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        driver.on_connect(dbapi_connection, read_only, timeout_ms)
+
+    return Database(
+        name=config.name,
+        engine=engine,
+        driver=driver,
+        policy=policy,
+        max_result_bytes=settings.max_result_bytes,
+        display_url=mask_secrets(url.render_as_string(hide_password=True)),
+        demo=config.demo,
+        pool_timeout_s=settings.pool_timeout_s,
+    )
+
+
+async def open_databases(settings: Settings) -> Databases:
+    """Create every configured database's engine and learn what it needs at start-up."""
+    from sqlgate.db import reflect
+
+    opened: list[Database] = []
+    try:
+        for config in settings.resolved_databases():
+            if config.demo:
+                from sqlgate import demo
+
+                await demo.ensure_demo_database(config.url)
+                log.info(
+                    "serving the demo database (read-only); configure DATABASE_URL to serve yours",
+                    path=config.url.removeprefix("sqlite:///"),
+                )
+            database = create_database(config, settings)
+            opened.append(database)
+            started = time.perf_counter()
+            facts = await reflect.server_facts(database)
+            database.server_version = facts.version
+            tables = None
+            if database.policy.allowed_tables is None:
+                tables = tuple(
+                    t for t in await reflect.table_names(database, facts.default_schema)
+                    if t.lower() not in SQLGATE_TABLES
+                )
+            updates: dict[str, Any] = {"default_schema": facts.default_schema}
+            if tables is not None:
+                updates["allowed_tables"] = tables
+            database.policy = database.policy.model_copy(update=updates)
+            log.info(
+                "database ready",
+                database=database.name,
+                url=database.display_url,
+                dialect=database.dialect,
+                version=facts.version,
+                mode=str(database.policy.mode),
+                allowed_tables=list(database.policy.allowed_tables or ()),
+                whitelist_source="reflected" if tables is not None else "configured",
+                ms=round((time.perf_counter() - started) * 1000, 1),
+            )
+    except BaseException:
+        await Databases(opened).close() if opened else None
+        raise
+    return Databases(opened)

@@ -1,0 +1,282 @@
+"""The guarded executor every tool uses to run validated SQL.
+
+``GuardedTransaction`` checks a connection out of the database's pool, opens a
+transaction (read-only when the policy says so, with the statement timeout set inside
+the database), runs ``Verdict``s on it with a bounded fetch, and commits or rolls back.
+Nothing here accepts raw SQL text: only verdicts that ``safety.check`` produced.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import exc as sa_exc
+
+from sqlgate.db.dialects import ISOLATION_LEVELS, RawResult
+from sqlgate.db.results import convert_rows
+from sqlgate.errors import DatabaseUnavailable, InvalidArgument, PoolExhausted, SqlgateError
+from sqlgate.safety.rules import READ_KINDS
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
+
+    from sqlgate.db.engines import Database
+    from sqlgate.safety.verdict import Verdict
+
+FETCH_MODES = ("all", "one", "scalar", "none")
+_READ_KINDS = frozenset(READ_KINDS.values()) | {"explain", "describe"}
+
+
+@dataclass
+class StatementResult:
+    columns: list[str] = field(default_factory=list)
+    rows: list[list[Any]] = field(default_factory=list)
+    row_count: int = 0
+    truncated: bool = False
+    truncated_by: str | None = None
+    rows_affected: int | None = None
+    statement_kind: str = ""
+    duration_ms: float = 0.0
+
+
+def check_parameters(verdict: Verdict, params: dict[str, Any] | None) -> dict[str, Any]:
+    params = dict(params or {})
+    extra = sorted(set(params) - set(verdict.parameters))
+    if extra:
+        expected = ", ".join(f":{p}" for p in verdict.parameters) or "none"
+        raise InvalidArgument(
+            f"parameter(s) not used by the query: {', '.join(extra)}",
+            f"the query's placeholders are: {expected}",
+        )
+    return params
+
+
+class GuardedTransaction:
+    """One transaction on one pooled connection. Use ``async with`` or call close()."""
+
+    def __init__(
+        self,
+        database: Database,
+        *,
+        read_only: bool | None = None,
+        isolation: str | None = None,
+        timeout_ms: int | None = None,
+    ) -> None:
+        if isolation is not None and isolation not in ISOLATION_LEVELS:
+            raise InvalidArgument(
+                f"unknown isolation level {isolation!r}", f"use one of: {', '.join(ISOLATION_LEVELS)}"
+            )
+        self.database = database
+        self.read_only = database.policy.read_only if read_only is None else read_only
+        self.isolation = isolation
+        self.timeout_ms = timeout_ms or database.policy.statement_timeout_ms
+        self._sa_conn: AsyncConnection | None = None
+        self._raw: Any = None
+        self._conn: Any = None
+        self._state: Any = None
+        self.active = False
+
+    async def start(self) -> GuardedTransaction:
+        self._sa_conn, self._raw, self._conn = await self.database.checkout()
+        try:
+            self._state = await self.database.driver.begin(
+                self._conn,
+                read_only=self.read_only,
+                isolation=self.isolation,
+                timeout_ms=self.timeout_ms,
+                default_timeout_ms=self.database.policy.statement_timeout_ms,
+            )
+        except BaseException as exc:
+            await self._discard()
+            raise self.database.driver.map_error(exc, self.timeout_ms) from exc
+        self.active = True
+        return self
+
+    async def run(
+        self,
+        verdict: Verdict,
+        params: dict[str, Any] | None = None,
+        *,
+        fetch_mode: str = "all",
+        max_rows: int | None = None,
+        max_result_bytes: int | None = None,
+    ) -> StatementResult:
+        if not self.active:
+            raise InvalidArgument("the transaction is no longer active", "start a new one")
+        try:
+            return await run_statements(
+                self.database, self._conn, verdict, params, fetch_mode, max_rows,
+                max_result_bytes, self.timeout_ms,
+            )
+        except BaseException:
+            # The statement failed: the transaction is now unusable on PostgreSQL and
+            # must not be half-committed anywhere. Roll back and give the connection up.
+            await self.rollback()
+            raise
+
+    async def commit(self) -> None:
+        if not self.active:
+            return
+        self.active = False
+        try:
+            await self.database.driver.commit(self._conn, self._state)
+        except BaseException as exc:
+            await self._discard()
+            raise self.database.driver.map_error(exc, self.timeout_ms) from exc
+        await self._release()
+
+    async def rollback(self) -> None:
+        if not self.active:
+            await self._release()
+            return
+        self.active = False
+        try:
+            await self.database.driver.rollback(self._conn, self._state)
+        except BaseException:
+            await self._discard()
+            return
+        await self._release()
+
+    async def __aenter__(self) -> GuardedTransaction:
+        return await self.start()
+
+    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is None and self.active:
+            await self.commit()
+        else:
+            await self.rollback()
+
+    async def _release(self) -> None:
+        if self._sa_conn is not None:
+            conn, self._sa_conn = self._sa_conn, None
+            await conn.close()
+
+    async def _discard(self) -> None:
+        """Throw the connection away (its state is unknown) instead of pooling it."""
+        if self._sa_conn is not None:
+            conn, self._sa_conn = self._sa_conn, None
+            try:
+                await conn.invalidate()
+            finally:
+                await conn.close()
+
+
+async def run_statements(
+    database: Database,
+    conn: Any,
+    verdict: Verdict,
+    params: dict[str, Any] | None,
+    fetch_mode: str,
+    max_rows: int | None,
+    max_result_bytes: int | None,
+    timeout_ms: int,
+) -> StatementResult:
+    """Run each statement of ``verdict`` on ``conn``; the result is the last one's."""
+    if fetch_mode not in FETCH_MODES:
+        raise InvalidArgument(f"unknown fetch_mode {fetch_mode!r}", f"use one of: {', '.join(FETCH_MODES)}")
+    params = check_parameters(verdict, params)
+    cap = min(max_rows or database.policy.max_rows, database.policy.max_rows)
+    fetch = {"one": 1, "scalar": 1, "none": 0}.get(fetch_mode, cap)
+    started = time.perf_counter()
+    raw = RawResult([], [], None, False)
+    affected_total: int | None = None
+    try:
+        for statement in verdict.expressions:
+            used = {k: v for k, v in params.items() if k in _names(statement)}
+            raw = await database.driver.execute(conn, statement, used, max(fetch, 1), timeout_ms)
+            if raw.rows_affected is not None and raw.rows_affected >= 0:
+                affected_total = (affected_total or 0) + raw.rows_affected
+    except SqlgateError:
+        raise
+    except Exception as exc:  # driver errors; cancellation propagates untouched
+        raise database.driver.map_error(exc, timeout_ms) from exc
+    return shape(raw, verdict, fetch_mode, cap, max_result_bytes or database.max_result_bytes,
+                 affected_total, started)
+
+
+def _names(statement: Any) -> set[str]:
+    from sqlglot import exp
+
+    return {p.name for p in statement.find_all(exp.Placeholder)}
+
+
+def shape(
+    raw: RawResult,
+    verdict: Verdict,
+    fetch_mode: str,
+    cap: int,
+    max_bytes: int,
+    affected: int | None,
+    started: float,
+) -> StatementResult:
+    kind = verdict.statement_kind
+    rows: list[list[Any]] = []
+    truncated_by = None
+    if fetch_mode != "none":
+        rows, cut = convert_rows(raw.rows, max_bytes)
+        if cut:
+            truncated_by = "max_result_bytes"
+        elif raw.more and fetch_mode == "all":
+            truncated_by = "max_rows"
+        if fetch_mode in ("one", "scalar"):
+            rows = rows[:1]
+    is_read = kind in _READ_KINDS
+    return StatementResult(
+        columns=raw.columns,
+        rows=rows,
+        row_count=len(rows),
+        truncated=truncated_by is not None,
+        truncated_by=truncated_by,
+        rows_affected=None if is_read else affected,
+        statement_kind=kind,
+        duration_ms=round((time.perf_counter() - started) * 1000, 3),
+    )
+
+
+async def execute(
+    database: Database,
+    verdict: Verdict,
+    params: dict[str, Any] | None = None,
+    *,
+    fetch_mode: str = "all",
+    max_rows: int | None = None,
+    timeout_ms: int | None = None,
+    max_result_bytes: int | None = None,
+) -> StatementResult:
+    """Run one validated call: the fast path for a plain read, else a full transaction."""
+    timeout_ms = timeout_ms or database.policy.statement_timeout_ms
+    default_timeout = timeout_ms == database.policy.statement_timeout_ms
+    plain_read = (
+        len(verdict.expressions) == 1
+        and verdict.statement_kind in _READ_KINDS
+        and not verdict.writes
+        and default_timeout
+        and database.driver.autocommit_reads
+    )
+    if plain_read:
+        # The session defaults set at connect (read-only, statement timeout) already
+        # hold; a lone read needs no explicit transaction (one round trip, not three).
+        sa_conn, raw_conn, conn = await database.checkout()
+        try:
+            return await run_statements(
+                database, conn, verdict, params, fetch_mode, max_rows, max_result_bytes, timeout_ms
+            )
+        except BaseException as exc:
+            if not isinstance(exc, SqlgateError) or isinstance(exc, DatabaseUnavailable):
+                await sa_conn.invalidate()  # state unknown (cancelled, connection lost)
+            raise
+        finally:
+            await sa_conn.close()
+    async with GuardedTransaction(database, timeout_ms=timeout_ms) as tx:
+        return await tx.run(
+            verdict, params, fetch_mode=fetch_mode, max_rows=max_rows, max_result_bytes=max_result_bytes
+        )
+
+
+def pool_timeout_error(exc: sa_exc.TimeoutError, database: Database) -> PoolExhausted:
+    return PoolExhausted(
+        f"no free connection to database {database.name!r} within the pool timeout",
+        "retry shortly; too many calls are running at once",
+    )

@@ -1,0 +1,53 @@
+"""What sqlgate learns from a database's catalog: server facts and tables.
+
+Reflection runs at start-up and on demand, never per call on the hot path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import inspect, text
+
+if TYPE_CHECKING:
+    from sqlgate.db.engines import Database
+
+
+@dataclass(frozen=True)
+class ServerFacts:
+    version: str
+    default_schema: str | None
+
+
+_FACTS_SQL = {
+    "postgresql": "SELECT version(), current_schema()",
+    "mysql": "SELECT VERSION(), DATABASE()",
+    "sqlite": "SELECT 'SQLite ' || sqlite_version(), 'main'",
+}
+
+
+async def server_facts(database: Database) -> ServerFacts:
+    # sqlgate's own fixed statement, not agent input: it bypasses safety.check.
+    async with database.engine.connect() as conn:
+        row = (await conn.execute(text(_FACTS_SQL[database.driver.name]))).one()
+        await conn.rollback()
+    version = str(row[0])
+    if database.driver.name == "postgresql":
+        version = version.split(" on ")[0].split(",")[0]
+    return ServerFacts(version=version, default_schema=row[1])
+
+
+async def table_names(database: Database, schema: str | None = None) -> list[str]:
+    """User tables (and views) of ``schema`` (default: the connection's default schema)."""
+
+    def names(sync_conn: Any) -> list[str]:
+        inspector = inspect(sync_conn)
+        found = list(inspector.get_table_names(schema=None))
+        found += [v for v in inspector.get_view_names(schema=None) if v not in found]
+        return sorted(found)
+
+    async with database.engine.connect() as conn:
+        result = await conn.run_sync(names)
+        await conn.rollback()
+    return result

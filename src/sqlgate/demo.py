@@ -1,0 +1,133 @@
+"""The embedded demo database: a small, deterministic shop (customers, products, orders,
+order_items) so that ``sqlgate serve`` works with zero set-up.
+
+Created once in the user's data directory; read-only when served.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from pathlib import Path
+
+from sqlalchemy import (
+    Column,
+    Date,
+    ForeignKey,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Table,
+    create_engine,
+    insert,
+    inspect,
+)
+
+metadata = MetaData()
+
+customers = Table(
+    "customers",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(100), nullable=False),
+    Column("email", String(200), nullable=False, unique=True),
+    Column("country", String(2), nullable=False),
+    Column("created_at", Date, nullable=False),
+)
+products = Table(
+    "products",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(100), nullable=False),
+    Column("category", String(50), nullable=False),
+    Column("price", Numeric(10, 2), nullable=False),
+)
+orders = Table(
+    "orders",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("customer_id", Integer, ForeignKey("customers.id"), nullable=False, index=True),
+    Column("ordered_at", Date, nullable=False),
+    Column("status", String(20), nullable=False),
+)
+order_items = Table(
+    "order_items",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("order_id", Integer, ForeignKey("orders.id"), nullable=False, index=True),
+    Column("product_id", Integer, ForeignKey("products.id"), nullable=False),
+    Column("quantity", Integer, nullable=False),
+    Column("unit_price", Numeric(10, 2), nullable=False),
+)
+
+_FIRST = ["Ada", "Alan", "Grace", "Edsger", "Barbara", "Donald", "Frances", "Ken", "Radia", "Tim"]
+_LAST = ["Lovelace", "Turing", "Hopper", "Dijkstra", "Liskov", "Knuth", "Allen", "Thompson", "Perlman", "Berners-Lee"]
+_COUNTRIES = ["DE", "FR", "GB", "US", "NL", "SE", "ES", "IT", "JP", "BR"]
+_CATEGORIES = {
+    "books": ["SQL Primer", "Query Plans Explained", "Indexing in Depth", "The Relational Model"],
+    "hardware": ["Mechanical Keyboard", "USB-C Hub", "27in Monitor", "Laptop Stand"],
+    "coffee": ["Espresso Beans", "Filter Roast", "Decaf Blend", "Cold Brew Pack"],
+}
+_STATUSES = ["pending", "paid", "shipped", "delivered", "cancelled"]
+
+
+def sample_rows() -> dict[str, list[dict[str, object]]]:
+    """The demo data set; the same every time (seeded)."""
+    rng = random.Random(20240601)
+    start = dt.date(2024, 1, 1)
+    rows: dict[str, list[dict[str, object]]] = {k: [] for k in ("customers", "products", "orders", "order_items")}
+    for i in range(1, 51):
+        first, last = _FIRST[(i - 1) % 10], _LAST[(i * 7) % 10]
+        rows["customers"].append({
+            "id": i, "name": f"{first} {last}", "email": f"{first.lower()}.{last.lower()}{i}@example.com",
+            "country": _COUNTRIES[rng.randrange(10)], "created_at": start + dt.timedelta(days=rng.randrange(120)),
+        })
+    pid = 0
+    for category, names in _CATEGORIES.items():
+        for name in names:
+            pid += 1
+            rows["products"].append({
+                "id": pid, "name": name, "category": category,
+                "price": round(rng.uniform(5, 400), 2),
+            })
+    item_id = 0
+    for oid in range(1, 201):
+        rows["orders"].append({
+            "id": oid, "customer_id": rng.randrange(1, 51),
+            "ordered_at": start + dt.timedelta(days=120 + rng.randrange(240)),
+            "status": _STATUSES[rng.randrange(5)],
+        })
+        for _ in range(rng.randrange(1, 4)):
+            item_id += 1
+            product = rows["products"][rng.randrange(pid)]
+            rows["order_items"].append({
+                "id": item_id, "order_id": oid, "product_id": product["id"],
+                "quantity": rng.randrange(1, 5), "unit_price": product["price"],
+            })
+    return rows
+
+
+def build(sync_url: str) -> None:
+    engine = create_engine(sync_url)
+    try:
+        with engine.begin() as conn:
+            if inspect(conn).has_table("orders"):
+                return
+            metadata.create_all(conn)
+            data = sample_rows()
+            for table in (customers, products, orders, order_items):
+                conn.execute(insert(table), data[table.name])
+    finally:
+        engine.dispose()
+
+
+async def ensure_demo_database(url: str) -> None:
+    """Create the demo SQLite file on first start (idempotent)."""
+    import asyncio
+
+    path = Path(url.removeprefix("sqlite:///"))
+    if path.exists() and path.stat().st_size > 0:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    await asyncio.to_thread(build, f"sqlite:///{path}")

@@ -1,0 +1,71 @@
+"""EXPLAIN: allowed for statements that would themselves be allowed, never with ANALYZE.
+
+PostgreSQL and SQLite EXPLAIN reach sqlglot as an opaque ``Command``; the option list is
+checked against a closed set of words here and the statement after it is parsed and
+checked like any other. MySQL's EXPLAIN is a typed ``Describe`` node.
+"""
+
+from __future__ import annotations
+
+import re
+
+from sqlglot import exp
+
+from sqlgate.errors import PolicyViolation
+
+# PostgreSQL EXPLAIN options that only change how the plan is shown.
+_SAFE_OPTIONS = {
+    "VERBOSE", "COSTS", "SETTINGS", "SUMMARY", "FORMAT", "TEXT", "JSON", "XML", "YAML",
+    "GENERIC_PLAN", "MEMORY", "TRUE", "FALSE", "ON", "OFF", "0", "1",
+}
+_PAREN_OPTIONS = re.compile(r"^\(([^()]*)\)\s*", re.DOTALL)
+_WORD = re.compile(r"^([A-Za-z_]+)\s+", re.DOTALL)
+
+
+def _deny_analyze() -> PolicyViolation:
+    return PolicyViolation(
+        "EXPLAIN ANALYZE executes the statement",
+        "use plain EXPLAIN, or the query_optimization tool with analyze=true for reads",
+        code="STATEMENT_NOT_ALLOWED",
+    )
+
+
+def split_explain(command: exp.Command, dialect: str) -> tuple[str, str]:
+    """Split ``EXPLAIN <options> <statement>`` into (options text, statement text)."""
+    rest = command.expression.name if isinstance(command.expression, exp.Literal) else ""
+    options: list[str] = []
+    if dialect == "sqlite":
+        match = re.match(r"^QUERY\s+PLAN\s+", rest, re.IGNORECASE)
+        if match:
+            options.append("QUERY PLAN")
+            rest = rest[match.end():]
+        return " ".join(options), rest
+    match = _PAREN_OPTIONS.match(rest)
+    if match:
+        words = re.split(r"[\s,]+", match.group(1).strip().upper())
+        if "ANALYZE" in words or "ANALYSE" in words:
+            raise _deny_analyze()
+        unknown = [w for w in words if w and w not in _SAFE_OPTIONS]
+        if unknown:
+            raise PolicyViolation(
+                f"EXPLAIN option {unknown[0]} is not allowed",
+                "use EXPLAIN (FORMAT JSON) or plain EXPLAIN",
+                code="STATEMENT_NOT_ALLOWED",
+            )
+        options.append(f"({match.group(1).strip()})")
+        rest = rest[match.end():]
+    while True:
+        match = _WORD.match(rest)
+        if not match or match.group(1).upper() not in {"VERBOSE", "ANALYZE", "ANALYSE"}:
+            break
+        if match.group(1).upper() != "VERBOSE":
+            raise _deny_analyze()
+        options.append("VERBOSE")
+        rest = rest[match.end():]
+    return " ".join(options), rest
+
+
+def check_describe(statement: exp.Describe) -> None:
+    style = statement.args.get("style")
+    if style is not None and str(style).upper() not in {"EXTENDED", "PARTITIONS"}:
+        raise _deny_analyze()

@@ -1,0 +1,58 @@
+"""The safety policy of one configured database.
+
+``Policy`` is plain, frozen, hashable data: ``settings`` holds one per database, and
+``safety.check`` takes it as an argument (and as part of its cache key).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class Mode(StrEnum):
+    READ_ONLY = "read_only"
+    READ_WRITE = "read_write"
+
+
+def _split(value: object) -> object:
+    """Accept ``"a,b"`` as well as lists (env vars and CLI flags give strings)."""
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    if isinstance(value, list):
+        return tuple(value)
+    return value
+
+
+class Policy(BaseModel):
+    """What SQL a database accepts through sqlgate's tools."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    mode: Mode = Mode.READ_ONLY
+    # None: not configured. The runtime replaces it with the user tables reflected at
+    # start-up; ``check`` treats a remaining None as an empty whitelist (fail closed).
+    allowed_tables: tuple[str, ...] | None = None
+    denied_columns: tuple[str, ...] = ()
+    allowed_functions: tuple[str, ...] = ()
+    denied_functions: tuple[str, ...] = ()
+    max_rows: int = Field(default=1000, ge=1, le=1_000_000)
+    statement_timeout_ms: int = Field(default=30_000, ge=1, le=24 * 3600 * 1000)
+    allow_multi_statement: bool = False
+    allow_unbounded_writes: bool = False
+    max_query_length: int = Field(default=100_000, ge=1)
+    # The schema a bare table name resolves to (PostgreSQL ``public``, the MySQL
+    # database name, SQLite ``main``). Filled in by the runtime from the connection.
+    default_schema: str | None = None
+
+    @field_validator(
+        "allowed_tables", "denied_columns", "allowed_functions", "denied_functions", mode="before"
+    )
+    @classmethod
+    def _split_lists(cls, value: object) -> object:
+        return _split(value)
+
+    @property
+    def read_only(self) -> bool:
+        return self.mode is Mode.READ_ONLY

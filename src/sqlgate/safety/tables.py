@@ -1,0 +1,144 @@
+"""Which real tables a statement touches, and whether each is whitelisted.
+
+CTE names are scoped the way the databases scope them: a CTE is visible in the body of
+the statement that defines it and, inside the same ``WITH``, only to the CTEs after it
+(or to all of them when the ``WITH`` is ``RECURSIVE``). A table reference that no
+visible CTE explains is a real table and must be on the whitelist.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlglot import exp
+
+from sqlgate.errors import PolicyViolation
+
+# Case rules: PostgreSQL folds unquoted names to lower case and keeps quoted ones
+# exact; MySQL (lower_case_table_names varies by platform) and SQLite compare names
+# case-insensitively, so both compare lower-cased.
+_CASE_SENSITIVE_WHEN_QUOTED = {"postgres"}
+
+
+@dataclass(frozen=True)
+class TableName:
+    schema: str | None
+    name: str
+
+    def qualified(self) -> str:
+        return f"{self.schema}.{self.name}" if self.schema else self.name
+
+
+def _key(identifier: exp.Identifier | str | None, dialect: str) -> str | None:
+    if identifier is None or identifier == "":
+        return None
+    if isinstance(identifier, str):
+        return identifier.lower()
+    if identifier.quoted and dialect in _CASE_SENSITIVE_WHEN_QUOTED:
+        return str(identifier.this)
+    return str(identifier.this).lower()
+
+
+def table_name(table: exp.Table, dialect: str) -> TableName:
+    if table.args.get("catalog"):
+        # A three-part name reaches another database (or an attached one): never ours.
+        raise PolicyViolation(
+            f"table {table.sql(dialect)} names another database",
+            "query tables of the connected database only",
+            code="TABLE_NOT_ALLOWED",
+        )
+    schema = _key(table.args.get("db"), dialect)
+    name = _key(table.args.get("this"), dialect)
+    if name is None:
+        raise PolicyViolation(
+            f"cannot resolve the table in {table.sql(dialect)}",
+            "name tables plainly",
+            code="TABLE_NOT_ALLOWED",
+        )
+    return TableName(schema, name)
+
+
+def parse_whitelist(entries: tuple[str, ...], dialect: str) -> frozenset[TableName]:
+    """Whitelist entries are table names as written in the dialect (quote to keep case)."""
+    names = set()
+    for entry in entries:
+        try:
+            table = exp.to_table(entry, dialect=dialect)
+        except Exception:  # noqa: BLE001 - a bad entry whitelists nothing
+            continue
+        if isinstance(table, exp.Table) and not table.args.get("catalog"):
+            names.add(TableName(_key(table.args.get("db"), dialect), _key(table.this, dialect) or ""))
+    return frozenset(names)
+
+
+def _cte_visible(table: exp.Table, name: str, dialect: str) -> bool:
+    """True when ``table`` (unqualified) refers to a CTE in scope rather than a table."""
+    child: exp.Expr = table
+    node = table.parent
+    while node is not None:
+        with_ = node.args.get("with_") or node.args.get("with")
+        if isinstance(with_, exp.With) and child is not with_:
+            names = [_key(cte.args["alias"].this, dialect) for cte in with_.expressions]
+            if name in names:
+                return True
+        if isinstance(node, exp.With):
+            ctes = list(node.expressions)
+            # ``child`` is the CTE whose body holds the table.
+            position = ctes.index(child) if child in ctes else len(ctes)
+            visible = ctes if node.args.get("recursive") else ctes[:position]
+            if name in [_key(cte.args["alias"].this, dialect) for cte in visible]:
+                return True
+            # Skip the owner statement's own WITH check: go straight past it.
+            child = node.parent if node.parent is not None else node
+            node = child.parent
+            continue
+        child = node
+        node = node.parent
+    return False
+
+
+def referenced_tables(statement: exp.Expr, dialect: str) -> list[TableName]:
+    """Every real table referenced anywhere in ``statement`` (CTE references removed)."""
+    found: list[TableName] = []
+    for table in statement.find_all(exp.Table):
+        if not isinstance(table.this, exp.Identifier):
+            # A table function (``generate_series(...)``) or a dynamic name: the
+            # function rules decide about functions; anything else is unknown.
+            if isinstance(table.this, exp.Func):
+                continue
+            raise PolicyViolation(
+                f"cannot resolve the table reference {table.sql(dialect)}",
+                "name tables plainly",
+                code="TABLE_NOT_ALLOWED",
+            )
+        name = table_name(table, dialect)
+        if name.schema is None and _cte_visible(table, name.name, dialect):
+            continue
+        found.append(name)
+    return found
+
+
+def check_tables(
+    tables: list[TableName],
+    whitelist: frozenset[TableName],
+    default_schema: str | None,
+    dialect: str,
+) -> None:
+    default = _key(default_schema, dialect) if default_schema else None
+    for table in tables:
+        if _allowed(table, whitelist, default):
+            continue
+        shown = sorted(t.qualified() for t in whitelist)
+        raise PolicyViolation(
+            f"table {table.qualified()} is not allowed",
+            ("allowed tables: " + ", ".join(shown)) if shown else "no tables are whitelisted",
+            code="TABLE_NOT_ALLOWED",
+        )
+
+
+def _allowed(table: TableName, whitelist: frozenset[TableName], default: str | None) -> bool:
+    if table in whitelist:
+        return True
+    if table.schema is None:
+        return default is not None and TableName(default, table.name) in whitelist
+    return table.schema == default and TableName(None, table.name) in whitelist

@@ -1,0 +1,260 @@
+"""All configuration, built once at start-up: CLI flags > environment > TOML file > defaults.
+
+This is the only module that reads the environment. Every setting has an environment
+variable ``SQLGATE_<NAME>`` and a CLI flag ``--<name>``; ``DATABASE_URL`` works too. The
+top-level policy settings (``mode``, ``allowed_tables``, ...) apply to every database that
+does not override them in its own ``[databases.NAME]`` table.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from sqlgate.errors import ConfigError
+from sqlgate.safety.policy import Mode, Policy
+
+Transport = Literal["stdio", "sse", "streamable-http"]
+POLICY_FIELDS = (
+    "mode",
+    "allowed_tables",
+    "denied_columns",
+    "allowed_functions",
+    "denied_functions",
+    "max_rows",
+    "statement_timeout_ms",
+    "allow_multi_statement",
+    "allow_unbounded_writes",
+    "max_query_length",
+)
+DEFAULT_DATABASE_NAME = "main"
+DEMO_DATABASE_NAME = "demo"
+
+
+def _split_csv(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+def default_data_dir() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("sqlgate", appauthor=False))
+
+
+class DatabaseConfig(BaseModel):
+    """One named database. Unset policy fields inherit the top-level settings."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: str
+    mode: Mode | None = None
+    allowed_tables: list[str] | None = None
+    denied_columns: list[str] | None = None
+    allowed_functions: list[str] | None = None
+    denied_functions: list[str] | None = None
+    max_rows: int | None = Field(default=None, ge=1)
+    statement_timeout_ms: int | None = Field(default=None, ge=1)
+    allow_multi_statement: bool | None = None
+    allow_unbounded_writes: bool | None = None
+    max_query_length: int | None = Field(default=None, ge=1)
+    pool_size: int | None = Field(default=None, ge=1)
+    max_overflow: int | None = Field(default=None, ge=0)
+
+    @field_validator(
+        "allowed_tables", "denied_columns", "allowed_functions", "denied_functions", mode="before"
+    )
+    @classmethod
+    def _lists(cls, value: object) -> object:
+        return _split_csv(value)
+
+
+class ResolvedDatabase(BaseModel):
+    """A database with its effective policy and pool sizes."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    url: str
+    policy: Policy
+    pool_size: int
+    max_overflow: int
+    demo: bool = False
+
+
+class Settings(BaseSettings):
+    """sqlgate's configuration. See README "Configuration" for every field."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SQLGATE_",
+        extra="forbid",
+        frozen=True,
+        populate_by_name=True,
+        case_sensitive=False,
+    )
+
+    # Databases
+    database_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("database_url", "SQLGATE_DATABASE_URL", "DATABASE_URL"),
+        description="URL of the database to serve (plain postgresql://, mysql://, sqlite:/// work)",
+    )
+    databases: Annotated[dict[str, DatabaseConfig], NoDecode] = Field(
+        default_factory=dict,
+        description="Named databases: NAME=URL pairs (comma-separated) or [databases.NAME] tables",
+    )
+    # Policy defaults (apply to every database unless overridden)
+    mode: Mode = Field(default=Mode.READ_ONLY, description="read_only or read_write")
+    allowed_tables: Annotated[list[str] | None, NoDecode] = Field(
+        default=None, description="Table whitelist (default: user tables reflected at start-up)"
+    )
+    denied_columns: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Columns no query may read, as table.column"
+    )
+    allowed_functions: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Functions to allow despite the built-in deny list"
+    )
+    denied_functions: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Functions to deny on top of the built-in deny list"
+    )
+    max_rows: int = Field(default=1000, ge=1, le=1_000_000, description="Row cap per result")
+    statement_timeout_ms: int = Field(
+        default=30_000, ge=1, description="Statement timeout enforced inside the database"
+    )
+    allow_multi_statement: bool = Field(default=False, description="Allow several statements per call")
+    allow_unbounded_writes: bool = Field(default=False, description="Allow UPDATE/DELETE without WHERE")
+    max_query_length: int = Field(default=100_000, ge=1, description="Longest SQL text accepted")
+    max_result_bytes: int = Field(
+        default=256 * 1024, ge=1024, description="Budget of serialized rows per result"
+    )
+    # Pools
+    pool_size: int = Field(default=5, ge=1, description="Connections kept per database")
+    max_overflow: int = Field(default=10, ge=0, description="Extra connections under load")
+    pool_timeout_s: float = Field(default=10.0, gt=0, description="Wait for a free connection")
+    pool_recycle_s: int = Field(default=1800, ge=1, description="Recycle connections after this age")
+    # Server
+    transport: Transport = Field(default="stdio", description="stdio, sse or streamable-http")
+    host: str = Field(default="127.0.0.1", description="HTTP bind address")
+    port: int = Field(default=8000, ge=1, le=65535, description="HTTP port")
+    # Logging
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="Log level (logs go to stderr)"
+    )
+    log_format: Literal["console", "json"] = Field(default="console", description="console or json")
+    # Files
+    data_dir: Path = Field(
+        default_factory=default_data_dir, description="Where the demo database lives"
+    )
+
+    @field_validator("allowed_tables", "denied_columns", "allowed_functions", "denied_functions", mode="before")
+    @classmethod
+    def _lists(cls, value: object) -> object:
+        return _split_csv(value)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("databases", mode="before")
+    @classmethod
+    def _named_urls(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [part for part in value.split(",") if part.strip()]
+        if isinstance(value, list):
+            parsed: dict[str, Any] = {}
+            for item in value:
+                name, sep, url = str(item).partition("=")
+                if not sep or not name.strip() or not url.strip():
+                    raise ValueError(f"expected NAME=URL, got {item!r}")
+                parsed[name.strip()] = {"url": url.strip()}
+            return parsed
+        if isinstance(value, dict):
+            return {k: ({"url": v} if isinstance(v, str) else v) for k, v in value.items()}
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        toml_file = settings_cls.model_config.get("toml_file")
+        if toml_file:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+        return tuple(sources)
+
+    # -- derived -------------------------------------------------------------
+
+    def default_policy(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in POLICY_FIELDS}
+
+    def resolved_databases(self) -> list[ResolvedDatabase]:
+        """The databases to serve, in order; the first is the default.
+
+        With nothing configured, the embedded demo SQLite database is served.
+        """
+        entries: list[tuple[str, DatabaseConfig, bool]] = []
+        if self.database_url:
+            entries.append((DEFAULT_DATABASE_NAME, DatabaseConfig(url=self.database_url), False))
+        for name, config in self.databases.items():
+            if any(name == existing for existing, _, _ in entries):
+                raise ConfigError(f"database name {name!r} is configured twice", "rename one")
+            entries.append((name, config, False))
+        if not entries:
+            demo_path = self.data_dir / "demo.sqlite3"
+            entries.append((DEMO_DATABASE_NAME, DatabaseConfig(url=f"sqlite:///{demo_path}"), True))
+        resolved = []
+        defaults = self.default_policy()
+        for name, config, demo in entries:
+            policy_values = dict(defaults)
+            for field in POLICY_FIELDS:
+                override = getattr(config, field)
+                if override is not None:
+                    policy_values[field] = override
+            if demo:
+                policy_values["mode"] = Mode.READ_ONLY
+            resolved.append(
+                ResolvedDatabase(
+                    name=name,
+                    url=config.url,
+                    policy=Policy(**policy_values),
+                    pool_size=config.pool_size or self.pool_size,
+                    max_overflow=config.max_overflow if config.max_overflow is not None else self.max_overflow,
+                    demo=demo,
+                )
+            )
+        return resolved
+
+
+def load_settings(cli: dict[str, Any] | None = None, config_file: str | Path | None = None) -> Settings:
+    """Build settings from CLI values (only the flags given), the environment and a TOML file."""
+    import os
+
+    config_file = config_file or os.environ.get("SQLGATE_CONFIG")
+    cls: type[Settings] = Settings
+    if config_file:
+        path = Path(config_file)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist", "pass an existing TOML file to --config")
+        cls = type("Settings", (Settings,), {"model_config": {**Settings.model_config, "toml_file": path}})
+    try:
+        return cls(**{k: v for k, v in (cli or {}).items() if v is not None})
+    except ConfigError:
+        raise
+    except Exception as exc:  # pydantic ValidationError, TOML errors
+        raise ConfigError(f"invalid configuration: {exc}", "see README, Configuration") from exc

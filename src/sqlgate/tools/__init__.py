@@ -1,0 +1,5 @@
+"""The MCP tools, one module each. ``TOOL_MODULES`` is the registration order."""
+
+TOOL_MODULES = (
+    "sqlgate.tools.execute_query",
+)

@@ -1,0 +1,105 @@
+"""What every tool shares: the runtime it works in, the call record, result rendering.
+
+A tool module reads top to bottom: argument annotations, result model, description,
+the function (validate → run → shape). Tools raise ``SqlgateError``s; the server's tool
+boundary turns them into ``isError`` results and logs one event per call.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from mcp.types import CallToolResult, TextContent
+from pydantic import BaseModel
+
+from sqlgate import safety
+from sqlgate.errors import InvalidArgument
+
+if TYPE_CHECKING:
+    from mcp.server.mcpserver import Context
+
+    from sqlgate.db.engines import Database, Databases
+    from sqlgate.safety.verdict import Verdict
+    from sqlgate.settings import Settings
+
+
+@dataclass
+class Runtime:
+    """What the server lifespan opens and every tool call uses."""
+
+    settings: Settings
+    databases: Databases
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class CallRecord:
+    """Facts about the current tool call, filled in by the tool, logged by the boundary."""
+
+    tool: str
+    request_id: str
+    database: str | None = None
+    statement_kind: str | None = None
+    tables: list[str] = field(default_factory=list)
+    sql: str | None = None
+    verdict: str | None = None  # "allowed" | "denied"
+    rows: int | None = None
+    rows_affected: int | None = None
+
+
+current_call: contextvars.ContextVar[CallRecord | None] = contextvars.ContextVar(
+    "sqlgate_call", default=None
+)
+
+
+def record(**facts: Any) -> None:
+    call = current_call.get()
+    if call is not None:
+        for key, value in facts.items():
+            setattr(call, key, value)
+
+
+def runtime(ctx: Context[Any]) -> Runtime:
+    return ctx.request_context.lifespan_context  # type: ignore[no-any-return]
+
+
+async def database_for(ctx: Context[Any], name: str | None) -> Database:
+    database = runtime(ctx).databases.get(name)
+    record(database=database.name)
+    return database
+
+
+def check_sql(database: Database, sql: str) -> Verdict:
+    """``safety.check`` for one database, noting the verdict on the call record."""
+    record(sql=sql)
+    try:
+        verdict = safety.check(sql, database.dialect, database.policy)
+    except Exception:
+        record(verdict="denied")
+        raise
+    record(verdict="allowed", statement_kind=verdict.statement_kind, tables=list(verdict.tables))
+    return verdict
+
+
+def require_dict(value: Any, name: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidArgument(f"`{name}` must be an object", f'pass {{"name": value}} pairs in `{name}`')
+    return value
+
+
+def compact_json(data: Any) -> str:
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def tool_result(model: BaseModel, text: str | None = None) -> CallToolResult:
+    """A successful result: structuredContent without null fields, compact JSON text."""
+    structured = model.model_dump(mode="json", exclude_none=True)
+    return CallToolResult(
+        content=[TextContent(type="text", text=text if text is not None else compact_json(structured))],
+        structured_content=structured,
+    )
