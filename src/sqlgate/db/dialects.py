@@ -14,8 +14,12 @@ exactly, and skips a layer of per-row work. Each ``Driver`` knows one database's
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import decimal
+import inspect
 import json
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -174,10 +178,11 @@ class PostgresDriver(Driver):
             return f"${order.index(name) + 1}"
 
         sql = bind(statement, "postgres", params, marker)
-        args = [_pg_param(params[name]) for name in order]
         # Client-side backstop a little after the server's own timeout.
         backstop = timeout_ms / 1000 + 2
         prepared = await conn.prepare(sql, timeout=backstop)
+        types = [t.name for t in prepared.get_parameters()]
+        args = [_pg_param(params[name], pg_type) for name, pg_type in zip(order, types, strict=True)]
         columns = [attr.name for attr in prepared.get_attributes()]
         if not columns:
             await prepared.fetch(*args, timeout=backstop)
@@ -207,12 +212,68 @@ class PostgresDriver(Driver):
         return super().map_error(exc, timeout_ms)
 
 
-def _pg_param(value: Any) -> Any:
-    # asyncpg wants exact types; agents send JSON. Strings stay strings and the
-    # database casts them (e.g. '2024-01-01'::date) as it would a literal.
-    if isinstance(value, (dict, list)):
-        return json.dumps(value)
+def _pg_param(value: Any, pg_type: str) -> Any:
+    """Coerce a JSON argument to the Python type asyncpg wants for ``pg_type``.
+
+    asyncpg encodes parameters in binary and insists on exact types, while agents send
+    JSON: ``"2024-01-31"`` for a date, ``"12.50"`` or ``12.5`` for a numeric. The
+    statement's parameter types (from the prepared statement) decide the conversion;
+    a value that does not convert is an INVALID_ARGUMENT naming the expected type.
+    """
+    if value is None:
+        return None
+    try:
+        if pg_type in ("json", "jsonb"):
+            return value if isinstance(value, str) else json.dumps(value)
+        if isinstance(value, (dict, list)) and not pg_type.startswith("_"):
+            return json.dumps(value)
+        if isinstance(value, str):
+            converter = _PG_FROM_STRING.get(pg_type)
+            return converter(value) if converter else value
+        if pg_type == "numeric" and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return decimal.Decimal(str(value))
+        if pg_type in ("int2", "int4", "int8") and isinstance(value, float) and value.is_integer():
+            return int(value)
+        if pg_type in ("float4", "float8") and isinstance(value, int) and not isinstance(value, bool):
+            return float(value)
+        if pg_type in ("text", "varchar", "bpchar", "name") and not isinstance(value, str):
+            return str(value)
+    except (ValueError, ArithmeticError) as exc:
+        raise InvalidArgument(
+            f"parameter value {value!r} is not a valid {pg_type}: {exc}",
+            f"pass a {pg_type} value (dates and times as ISO 8601 strings)",
+        ) from None
     return value
+
+
+def _pg_bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("true", "t", "yes", "y", "1", "on"):
+        return True
+    if lowered in ("false", "f", "no", "n", "0", "off"):
+        return False
+    raise ValueError("expected true or false")
+
+
+def _pg_timestamptz(text: str) -> dt.datetime:
+    parsed = dt.datetime.fromisoformat(text)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+_PG_FROM_STRING: dict[str, Any] = {
+    "date": dt.date.fromisoformat,
+    "timestamp": dt.datetime.fromisoformat,
+    "timestamptz": _pg_timestamptz,
+    "time": dt.time.fromisoformat,
+    "numeric": decimal.Decimal,
+    "int2": int,
+    "int4": int,
+    "int8": int,
+    "float4": float,
+    "float8": float,
+    "uuid": uuid.UUID,
+    "bool": _pg_bool,
+}
 
 
 def _pg_rowcount(status: str | None) -> int | None:
@@ -290,7 +351,7 @@ class MySQLDriver(Driver):
                 return RawResult([], [], cur.rowcount, False)
             columns = [d[0] for d in cur.description]
             rows = cur.fetchmany(max_fetch + 1)
-            if asyncio.iscoroutine(rows):
+            if inspect.isawaitable(rows):  # aiomysql returns a completed future
                 rows = await rows
             more = len(rows) > max_fetch
             return RawResult(columns, list(rows[:max_fetch]), cur.rowcount, more)

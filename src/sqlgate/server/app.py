@@ -21,6 +21,7 @@ from mcp.types import CallToolResult, TextContent
 from pydantic import ValidationError
 
 from sqlgate import __version__
+from sqlgate import logging as sqlgate_logging
 from sqlgate.db.engines import open_databases
 from sqlgate.errors import InvalidArgument, SqlgateError
 from sqlgate.logging import get_logger, mask_secrets
@@ -115,6 +116,7 @@ class SqlgateServer(MCPServer[Runtime]):
 
 def build_server(settings: Settings) -> SqlgateServer:
     """The MCP server for ``settings``; engines open in its lifespan."""
+    sqlgate_logging.configure(settings.log_level, settings.log_format)
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[Runtime]) -> AsyncIterator[Runtime]:
