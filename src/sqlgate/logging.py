@@ -66,3 +66,9 @@ def configure(level: str = "INFO", fmt: str = "console") -> None:
 
 def get_logger(name: str = "sqlgate") -> Any:
     return structlog.get_logger(name)
+
+
+if not structlog.is_configured():
+    # structlog's default writes to stdout, which is the stdio transport: until the
+    # server configures logging properly, send everything to stderr.
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=sys.stderr))

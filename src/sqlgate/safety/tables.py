@@ -64,7 +64,7 @@ def parse_whitelist(entries: tuple[str, ...], dialect: str) -> frozenset[TableNa
     for entry in entries:
         try:
             table = exp.to_table(entry, dialect=dialect)
-        except Exception:  # noqa: BLE001 - a bad entry whitelists nothing
+        except Exception:  # noqa: S112 - a bad entry whitelists nothing
             continue
         if isinstance(table, exp.Table) and not table.args.get("catalog"):
             names.add(TableName(_key(table.args.get("db"), dialect), _key(table.this, dialect) or ""))

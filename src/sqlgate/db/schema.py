@@ -1,0 +1,195 @@
+"""Reflected table structure, cached per database and refreshed on demand.
+
+Tools that write SQL themselves (bulk_insert), advise on indexes (query_optimization) or
+describe tables to agents (describe_schema) read the structure from here; nothing on the
+hot path of execute_query reflects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import inspect
+
+from sqlgate.errors import PolicyViolation
+
+if TYPE_CHECKING:
+    from sqlgate.db.engines import Database
+
+
+@dataclass(frozen=True)
+class ColumnInfo:
+    name: str
+    type: str
+    nullable: bool
+    default: str | None
+    autoincrement: bool
+    comment: str | None = None
+
+
+@dataclass(frozen=True)
+class IndexInfo:
+    name: str | None
+    columns: tuple[str, ...]
+    unique: bool
+
+
+@dataclass(frozen=True)
+class ForeignKeyInfo:
+    columns: tuple[str, ...]
+    referred_table: str
+    referred_columns: tuple[str, ...]
+    referred_schema: str | None = None
+
+
+@dataclass(frozen=True)
+class TableInfo:
+    name: str
+    schema: str | None
+    columns: tuple[ColumnInfo, ...]
+    primary_key: tuple[str, ...]
+    unique_constraints: tuple[tuple[str, ...], ...]
+    indexes: tuple[IndexInfo, ...]
+    foreign_keys: tuple[ForeignKeyInfo, ...]
+    comment: str | None = None
+    is_view: bool = False
+
+    def column(self, name: str) -> ColumnInfo | None:
+        lowered = name.lower()
+        for column in self.columns:
+            if column.name == name or column.name.lower() == lowered:
+                return column
+        return None
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+
+@dataclass
+class SchemaCache:
+    tables: dict[str, TableInfo] = field(default_factory=dict)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+def _cache(database: Database) -> SchemaCache:
+    cache = database.info.get("schema_cache")
+    if cache is None:
+        cache = database.info["schema_cache"] = SchemaCache()
+    return cache
+
+
+def split_name(table: str) -> tuple[str | None, str]:
+    schema, dot, name = table.rpartition(".")
+    return (schema or None, name) if dot else (None, table)
+
+
+def _reflect_one(sync_conn: Any, schema: str | None, name: str) -> TableInfo | None:
+    inspector = inspect(sync_conn)
+    is_view = False
+    if not inspector.has_table(name, schema=schema):
+        if name not in inspector.get_view_names(schema=schema):
+            return None
+        is_view = True
+    columns = tuple(
+        ColumnInfo(
+            name=c["name"],
+            type=str(c["type"]),
+            nullable=bool(c.get("nullable", True)),
+            default=None if c.get("default") is None else str(c.get("default")),
+            autoincrement=c.get("autoincrement") is True,
+            comment=c.get("comment"),
+        )
+        for c in inspector.get_columns(name, schema=schema)
+    )
+    if is_view:
+        return TableInfo(name, schema, columns, (), (), (), (), None, True)
+    pk = tuple(inspector.get_pk_constraint(name, schema=schema).get("constrained_columns") or ())
+    uniques = [tuple(u["column_names"]) for u in inspector.get_unique_constraints(name, schema=schema)]
+    if sync_conn.dialect.name == "sqlite":
+        # Unnamed inline UNIQUE constraints live only as sqlite_autoindex_* indexes.
+        quoted = name.replace('"', '""')
+        for row in sync_conn.exec_driver_sql(f'PRAGMA index_list("{quoted}")').fetchall():
+            if row[3] == "u":
+                index = str(row[1]).replace('"', '""')
+                cols = tuple(r[2] for r in sync_conn.exec_driver_sql(f'PRAGMA index_info("{index}")'))
+                if cols not in uniques:
+                    uniques.append(cols)
+    indexes = tuple(
+        IndexInfo(i.get("name"), tuple(c for c in i["column_names"] if c), bool(i.get("unique")))
+        for i in inspector.get_indexes(name, schema=schema)
+    )
+    fks = tuple(
+        ForeignKeyInfo(
+            tuple(f["constrained_columns"]), f["referred_table"], tuple(f["referred_columns"]),
+            f.get("referred_schema"),
+        )
+        for f in inspector.get_foreign_keys(name, schema=schema)
+    )
+    try:
+        comment = inspector.get_table_comment(name, schema=schema).get("text")
+    except NotImplementedError:
+        comment = None
+    return TableInfo(name, schema, columns, pk, tuple(uniques), indexes, fks, comment)
+
+
+async def table_info(database: Database, table: str, *, refresh: bool = False) -> TableInfo:
+    """Structure of a whitelisted ``table`` (``name`` or ``schema.name``), cached.
+
+    Raises TABLE_NOT_ALLOWED when the table is not whitelisted or does not exist.
+    """
+    from sqlgate.safety import tables as safety_tables
+
+    dialect = database.dialect
+    whitelist = safety_tables.parse_whitelist(database.policy.allowed_tables or (), dialect)
+    try:
+        import sqlglot.expressions as exp
+
+        parsed = exp.to_table(table, dialect=dialect)
+        name = safety_tables.table_name(parsed, dialect)
+    except PolicyViolation:
+        raise
+    except Exception:
+        name = None
+    if name is None or not safety_tables._allowed(
+        name, whitelist, safety_tables._key(database.policy.default_schema, dialect)
+        if database.policy.default_schema else None
+    ):
+        shown = sorted(t.qualified() for t in whitelist)
+        raise PolicyViolation(
+            f"table {table} is not allowed",
+            ("allowed tables: " + ", ".join(shown)) if shown else "no tables are whitelisted",
+            code="TABLE_NOT_ALLOWED",
+        )
+    cache = _cache(database)
+    key = name.qualified()
+    if not refresh and key in cache.tables:
+        return cache.tables[key]
+    async with cache.lock:
+        if not refresh and key in cache.tables:
+            return cache.tables[key]
+        schema = name.schema if name.schema != database.policy.default_schema else None
+        async with database.engine.connect() as conn:
+            info = await conn.run_sync(_reflect_one, schema, _reflected_case(parsed, name.name))
+            await conn.rollback()
+        if info is None:
+            raise PolicyViolation(
+                f"table {table} does not exist in database {database.name!r}",
+                "check the name; describe_schema lists the tables",
+                code="TABLE_NOT_ALLOWED",
+            )
+        cache.tables[key] = info
+        return info
+
+
+def _reflected_case(parsed: Any, folded: str) -> str:
+    # Quoted identifiers keep their case; unquoted ones are folded by the safety rules.
+    identifier = parsed.args.get("this")
+    return str(identifier.this) if getattr(identifier, "quoted", False) else folded
+
+
+def forget(database: Database) -> None:
+    """Drop the cached structure (after a migration, or on an explicit refresh)."""
+    _cache(database).tables.clear()
