@@ -1,7 +1,9 @@
 """The embedded demo database: a small, deterministic shop (customers, products, orders,
 order_items) so that ``sqlgate serve`` works with zero set-up.
 
-Created once in the user's data directory; read-only when served.
+Created once in the user's data directory by the ``demo`` branch of sqlgate's migrations
+(``sqlgate.migrations``); read-only when served. The tables below are the models the
+migrations are checked against (autogenerate must find no drift).
 """
 
 from __future__ import annotations
@@ -19,9 +21,6 @@ from sqlalchemy import (
     Numeric,
     String,
     Table,
-    create_engine,
-    insert,
-    inspect,
 )
 
 metadata = MetaData()
@@ -108,30 +107,42 @@ def sample_rows() -> dict[str, list[dict[str, object]]]:
     return rows
 
 
-def build(sync_url: str) -> None:
-    engine = create_engine(sync_url)
-    try:
-        with engine.begin() as conn:
-            if inspect(conn).has_table("orders"):
-                return
-            metadata.create_all(conn)
-            data = sample_rows()
-            for table in (customers, products, orders, order_items):
-                conn.execute(insert(table), data[table.name])
-    finally:
-        engine.dispose()
+DEMO_HEAD = "demo_0001"  # the demo branch's head; a test keeps it equal to the migrations
 
 
 async def ensure_demo_database(url: str) -> None:
-    """Create the demo SQLite file on first start (idempotent)."""
+    """Create (or bring up to date) the demo SQLite file; idempotent and cheap when current.
+
+    The schema and the sample rows come from the ``demo`` branch of sqlgate's migrations,
+    so the demo database is built exactly the way ``sqlgate migrate`` builds it anywhere.
+    """
     import asyncio
 
     path = Path(url.removeprefix("sqlite:///"))
-    await asyncio.to_thread(_build_file, path)
+    state = await asyncio.to_thread(_demo_state, path)
+    if state == "current":
+        return  # the common start: no Alembic import, no engine
+    from sqlgate import migrations
 
-
-def _build_file(path: Path) -> None:
-    if path.exists() and path.stat().st_size > 0:
-        return
     path.parent.mkdir(parents=True, exist_ok=True)
-    build(f"sqlite:///{path}")
+    if state == "unversioned":
+        # Built by sqlgate before the demo came from migrations: same tables, same rows.
+        await migrations.stamp(f"sqlite:///{path}", f"{migrations.DEMO_BRANCH}@head")
+    await migrations.upgrade(f"sqlite:///{path}", f"{migrations.DEMO_BRANCH}@head")
+
+
+def _demo_state(path: Path) -> str:
+    """``current``, ``missing`` (no file / no tables), ``unversioned`` or ``behind``."""
+    import sqlite3
+
+    if not path.exists() or path.stat().st_size == 0:
+        return "missing"
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if "sqlgate_alembic_version" in names:
+            versions = {row[0] for row in conn.execute("SELECT version_num FROM sqlgate_alembic_version")}
+            return "current" if DEMO_HEAD in versions else "behind"
+        return "unversioned" if "orders" in names else "missing"
+    finally:
+        conn.close()

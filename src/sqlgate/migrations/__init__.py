@@ -1,0 +1,175 @@
+"""sqlgate's Alembic migrations, runnable from an installed wheel.
+
+Two branches share one script directory and the version table
+``sqlgate_alembic_version``:
+
+* ``sqlgate`` — sqlgate's own tables (the audit log). ``sqlgate migrate upgrade`` runs
+  it against a database so that database can hold the audit log;
+* ``demo`` — the demo shop (customers, products, orders, order_items and their sample
+  rows). The embedded demo database is built by it; ``sqlgate migrate upgrade demo@head``
+  loads the same shop into any database (handy for trying sqlgate on PostgreSQL).
+
+Every function here takes a plain database URL and is async; Alembic runs on the sync
+facade of an async connection (``run_sync``), so it works inside a running event loop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from sqlgate.audit import audit_metadata
+from sqlgate.demo import metadata as demo_metadata
+
+VERSION_TABLE = "sqlgate_alembic_version"
+SCRIPT_LOCATION = Path(__file__).parent
+SQLGATE_BRANCH = "sqlgate"
+DEMO_BRANCH = "demo"
+
+target_metadata = sa.MetaData()
+for _source in (audit_metadata, demo_metadata):
+    for _table in _source.tables.values():
+        _table.to_metadata(target_metadata)
+
+
+def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
+    """Autogenerate looks at sqlgate's tables only, never at an application's own."""
+    if type_ == "table":
+        return name in target_metadata.tables
+    return True
+
+
+def alembic_config(url: str | None = None) -> Any:
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(SCRIPT_LOCATION))
+    if url:
+        config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return config
+
+
+def script_directory() -> Any:
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config())
+
+
+def head(branch: str = SQLGATE_BRANCH) -> str:
+    """The head revision of one branch."""
+    script = script_directory()
+    revision = script.get_revision(f"{branch}@head")
+    return str(revision.revision)
+
+
+@dataclass(frozen=True)
+class MigrationStatus:
+    """Where one branch of a database stands."""
+
+    branch: str
+    current: str | None
+    head: str
+
+    @property
+    def state(self) -> str:
+        if self.current is None:
+            return "not_installed"
+        return "current" if self.current == self.head else "behind"
+
+
+def _engine(url: str) -> Any:
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from sqlgate.db.engines import async_url
+
+    return create_async_engine(async_url(url), poolclass=sa.pool.NullPool)
+
+
+async def _run(url: str, action: Any) -> Any:
+    """Run ``action(config)`` with a connection to ``url`` in ``config.attributes``."""
+    engine = _engine(url)
+    try:
+        async with engine.connect() as conn:
+
+            def run(sync_conn: Any) -> Any:
+                config = alembic_config(url)
+                config.attributes["connection"] = sync_conn
+                return action(config)
+
+            result = await conn.run_sync(run)
+            await conn.commit()
+            return result
+    finally:
+        await engine.dispose()
+
+
+async def upgrade(url: str, revision: str = f"{SQLGATE_BRANCH}@head") -> None:
+    from alembic import command
+
+    await _run(url, lambda config: command.upgrade(config, revision))
+
+
+async def downgrade(url: str, revision: str = f"{SQLGATE_BRANCH}@base") -> None:
+    from alembic import command
+
+    await _run(url, lambda config: command.downgrade(config, revision))
+
+
+async def stamp(url: str, revision: str) -> None:
+    from alembic import command
+
+    await _run(url, lambda config: command.stamp(config, revision))
+
+
+def current_revisions(sync_conn: Any) -> list[str]:
+    """The revisions recorded in ``sqlgate_alembic_version`` (empty when there is none)."""
+    if not sa.inspect(sync_conn).has_table(VERSION_TABLE):
+        return []
+    rows = sync_conn.execute(sa.text(f"SELECT version_num FROM {VERSION_TABLE}")).fetchall()
+    return sorted(str(row[0]) for row in rows)
+
+
+async def current(url: str) -> list[str]:
+    engine = _engine(url)
+    try:
+        async with engine.connect() as conn:
+            return await conn.run_sync(current_revisions)
+    finally:
+        await engine.dispose()
+
+
+def branch_status(revisions: list[str], branch: str = SQLGATE_BRANCH) -> MigrationStatus:
+    """Which of ``revisions`` belongs to ``branch``, compared with that branch's head."""
+    script = script_directory()
+    mine = None
+    for rev in revisions:
+        try:
+            found = script.get_revision(rev)
+        except Exception:  # noqa: S112 - a revision this sqlgate does not know
+            continue
+        if found is not None and branch in _branches_of(script, found):
+            mine = rev
+    return MigrationStatus(branch=branch, current=mine, head=head(branch))
+
+
+def _branches_of(script: Any, revision: Any) -> set[str]:
+    labels: set[str] = set()
+    for rev in script.iterate_revisions(revision.revision, "base"):
+        labels |= set(rev.branch_labels or ())
+    return labels
+
+
+def history() -> list[dict[str, Any]]:
+    script = script_directory()
+    entries = []
+    for rev in script.walk_revisions():
+        entries.append({
+            "revision": rev.revision,
+            "down_revision": rev.down_revision,
+            "branch": sorted(_branches_of(script, rev)),
+            "message": rev.doc,
+        })
+    return entries
