@@ -1,12 +1,42 @@
 """The audit log: one row per tool call in ``sqlgate_audit``, written off the request path.
 
-Placeholder: table definition first; the writer follows.
+The tool boundary (``SqlgateServer.call_tool``) hands every finished call to
+``AuditLog.submit``, which only builds a dict and puts it on an asyncio queue: the call
+never waits for the audit database. A background task drains the queue and inserts what
+has gathered in one batch (under a burst, batches form by themselves while the previous
+insert runs). ``close()`` — called by the server lifespan on a clean shutdown — writes
+everything still queued before the engines close.
+
+A broken sink (database down, table missing) never fails a tool call: the failure is
+logged, ``health_check`` reports the audit log as broken (status ``degraded``), and the
+rows are kept in memory (up to ``MAX_PENDING``) and retried; beyond that they are dropped
+and counted.
+
+The sink is ``settings.audit_database_url``, or by default ``audit.sqlite3`` beside the
+demo database in ``data_dir`` (created and migrated on first use). A server database
+used as the sink must be prepared with ``sqlgate migrate upgrade`` first.
 """
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
+
+from sqlgate.logging import get_logger, mask_secrets
+
+if TYPE_CHECKING:
+    from sqlgate.settings import Settings
+    from sqlgate.tools.base import CallRecord
+
+log = get_logger("sqlgate.audit")
 
 AUDIT_TABLE = "sqlgate_audit"
 
@@ -37,3 +67,276 @@ audit_table = sa.Table(
     sa.Column("duration_ms", sa.Float(), nullable=False),
     sa.Column("outcome", sa.String(10), nullable=False),
 )
+
+MAX_QUEUE = 10_000  # calls waiting to be written; beyond it new records are dropped (counted)
+MAX_PENDING = 10_000  # rows kept for a retry while the sink is broken
+BATCH = 500
+RETRY_S = 2.0
+CLOSE_TIMEOUT_S = 15.0
+_SQL_LIMIT = 1_000_000  # characters of SQL kept per record
+
+
+def sink_url(settings: Settings) -> str:
+    """Where the audit log goes: the configured URL or the local default file."""
+    if settings.audit_database_url:
+        return settings.audit_database_url
+    return f"sqlite:///{settings.data_dir / 'audit.sqlite3'}"
+
+
+def redact_parameters(parameters: dict[str, Any] | None, mode: str) -> str | None:
+    """The parameters as stored: names with ``"<redacted>"``, a SHA-256 per value, or plain."""
+    if not parameters:
+        return None
+    if mode == "plain":
+        shown: dict[str, Any] = dict(parameters)
+    elif mode == "hash":
+        shown = {
+            name: "sha256:" + hashlib.sha256(
+                json.dumps(value, sort_keys=True, default=str).encode()
+            ).hexdigest()
+            for name, value in parameters.items()
+        }
+    else:
+        shown = dict.fromkeys(parameters, "<redacted>")
+    return json.dumps(shown, sort_keys=True, default=str, ensure_ascii=False)
+
+
+@dataclass
+class AuditStatus:
+    enabled: bool
+    sink: str
+    state: str  # ok | broken | starting | closed | disabled
+    written: int = 0
+    queued: int = 0
+    pending_retry: int = 0
+    dropped: int = 0
+    last_error: str | None = None
+
+
+class AuditLog:
+    """The queue, the background writer and the sink's engine. One per server lifespan."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.url = sink_url(settings)
+        self.default_sink = settings.audit_database_url is None
+        self.parameters_mode = settings.audit_parameters
+        self.transport = settings.transport
+        self.display_url = mask_secrets(self.url)
+        self.state = "starting"
+        self.written = 0
+        self.dropped = 0
+        self.last_error: str | None = None
+        self._queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(maxsize=MAX_QUEUE)
+        self._pending: list[dict[str, Any]] = []
+        self._engine: Any = None
+        self._task: asyncio.Task[None] | None = None
+        self._closing = asyncio.Event()
+
+    # -- lifecycle ------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open the sink (creating the default file) and start the writer. Never raises."""
+        from sqlalchemy.ext.asyncio import create_async_engine
+
+        from sqlgate.db.engines import async_url
+
+        try:
+            url = async_url(self.url)
+            kwargs: dict[str, Any] = {"pool_pre_ping": True}
+            if url.get_backend_name() == "sqlite":
+                kwargs["connect_args"] = {"timeout": 5}
+            else:
+                kwargs |= {"pool_size": 1, "max_overflow": 1}
+            self._engine = create_async_engine(url, **kwargs)
+            if self.default_sink:
+                await self._prepare_default_sink()
+            await self._check_table()
+            self.state = "ok"
+        except Exception as exc:  # noqa: BLE001 - a broken sink must not stop the server
+            self._broken(exc, "the audit database is not usable")
+        self._task = asyncio.create_task(self._run(), name="sqlgate-audit-writer")
+
+    async def close(self) -> None:
+        """Write everything queued (clean shutdown), then close the sink."""
+        if self._task is not None:
+            self._closing.set()
+            try:
+                self._queue.put_nowait(None)
+            except asyncio.QueueFull:
+                pass  # the writer sees _closing after draining
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), CLOSE_TIMEOUT_S)
+            except TimeoutError:
+                self._task.cancel()
+                log.error("audit log: gave up flushing at shutdown", unwritten=self._backlog())
+        lost = self._backlog()
+        if lost:
+            self.dropped += lost
+            log.error("audit log: records lost at shutdown, the sink is broken", lost=lost, sink=self.display_url)
+        if self._engine is not None:
+            await self._engine.dispose()
+        self.state = "closed"
+
+    # -- the request path -----------------------------------------------------
+
+    def submit(self, call: CallRecord, outcome: str, code: str | None, seconds: float) -> None:
+        """Queue one finished call (the hook the tool boundary calls). Never blocks."""
+        now = time.time()
+        row = {
+            "at": dt.datetime.fromtimestamp(now - seconds, dt.UTC).replace(tzinfo=None),
+            "request_id": call.request_id,
+            "transport": self.transport,
+            "client": (getattr(call, "client", None) or None),
+            "tool": call.tool[:100],
+            "database_name": call.database,
+            "sql": call.sql[:_SQL_LIMIT] if call.sql else None,
+            "parameters": redact_parameters(getattr(call, "parameters", None), self.parameters_mode),
+            "verdict": call.verdict,
+            "code": code,
+            "statement_kind": call.statement_kind,
+            "tables": ",".join(call.tables) if call.tables else None,
+            "row_count": call.rows,
+            "rows_affected": call.rows_affected,
+            "duration_ms": round(seconds * 1000, 3),
+            "outcome": outcome,
+        }
+        try:
+            self._queue.put_nowait(row)
+        except asyncio.QueueFull:
+            self.dropped += 1
+
+    def status(self) -> AuditStatus:
+        return AuditStatus(
+            enabled=True,
+            sink=self.display_url,
+            state=self.state,
+            written=self.written,
+            queued=self._queue.qsize(),
+            pending_retry=len(self._pending),
+            dropped=self.dropped,
+            last_error=self.last_error,
+        )
+
+    # -- the writer -----------------------------------------------------------
+
+    async def _run(self) -> None:
+        stop = False
+        while not stop:
+            if self._closing.is_set() and self._queue.empty():
+                await self._write([])  # last try for rows kept after a failure
+                return
+            item = await self._queue.get()
+            batch: list[dict[str, Any]] = []
+            if item is None:
+                stop = True
+            else:
+                batch.append(item)
+            while len(batch) < BATCH and not self._queue.empty():
+                more = self._queue.get_nowait()
+                if more is None:
+                    stop = True
+                else:
+                    batch.append(more)
+            if stop:  # shutdown: take the rest too
+                while not self._queue.empty():
+                    more = self._queue.get_nowait()
+                    if more is not None:
+                        batch.append(more)
+            await self._write(batch)
+            if self.state == "broken" and not stop:
+                # Back off instead of hammering a dead sink; a close() cuts the wait short.
+                try:
+                    await asyncio.wait_for(self._closing.wait(), RETRY_S)
+                except TimeoutError:
+                    pass
+
+    async def _write(self, batch: list[dict[str, Any]]) -> None:
+        rows, self._pending = self._pending + batch, []
+        if not rows:
+            return
+        done = 0
+        try:
+            if self._engine is None:
+                raise RuntimeError("the audit database could not be opened")
+            for start in range(0, len(rows), BATCH):
+                chunk = rows[start:start + BATCH]
+                async with self._engine.begin() as conn:
+                    await conn.execute(audit_table.insert(), chunk)
+                done += len(chunk)
+                self.written += len(chunk)
+            if self.state == "broken":
+                log.info("audit log: the sink works again", sink=self.display_url)
+            self.state = "ok"
+            self.last_error = None
+        except Exception as exc:  # noqa: BLE001 - audit failures never reach a tool call
+            unwritten = rows[done:]
+            self._pending = unwritten[-MAX_PENDING:]
+            self.dropped += len(unwritten) - len(self._pending)
+            self._broken(exc, "writing audit records failed")
+
+    def _backlog(self) -> int:
+        return len(self._pending) + self._queue.qsize()
+
+    def _broken(self, exc: BaseException, what: str) -> None:
+        message = mask_secrets(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+        if self.state != "broken" or self.last_error != message:
+            log.error(f"audit log: {what}; tool calls go on, records are kept for a retry",
+                      sink=self.display_url, error=message)
+        self.state = "broken"
+        self.last_error = message
+
+    async def _prepare_default_sink(self) -> None:
+        """The local default file: create the directory and bring the table to head."""
+        from pathlib import Path
+
+        from sqlgate import migrations
+
+        path = Path(self.url.removeprefix("sqlite:///"))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        async with self._engine.connect() as conn:
+            await conn.exec_driver_sql("PRAGMA journal_mode=WAL")
+            revisions = await conn.run_sync(migrations.current_revisions)
+        if SQLGATE_AUDIT_HEAD not in revisions:
+            await migrations.upgrade(self.url, f"{migrations.SQLGATE_BRANCH}@head")
+
+    async def _check_table(self) -> None:
+        async with self._engine.connect() as conn:
+            exists = await conn.run_sync(lambda c: sa.inspect(c).has_table(AUDIT_TABLE))
+        if not exists:
+            raise RuntimeError(
+                f"table {AUDIT_TABLE} does not exist; run: sqlgate migrate upgrade --database-url <audit url>"
+            )
+
+
+SQLGATE_AUDIT_HEAD = "sqlgate_0001"  # the sqlgate branch's head; a test keeps it equal
+
+
+async def start_audit(settings: Settings, server: Any, runtime: Any) -> AuditLog | None:
+    """Lifespan start: open the audit log and hook it into the tool boundary."""
+    if not settings.audit_enabled:
+        return None
+    audit = AuditLog(settings)
+    await audit.start()
+    runtime.extras["audit"] = audit
+    server._sqlgate_after_call.append(audit.submit)
+    return audit
+
+
+async def stop_audit(audit: AuditLog | None, server: Any) -> None:
+    """Lifespan end: unhook, then flush everything queued."""
+    if audit is None:
+        return
+    if audit.submit in server._sqlgate_after_call:
+        server._sqlgate_after_call.remove(audit.submit)
+    await audit.close()
+
+
+def client_name(context: Any) -> str | None:
+    """``name/version`` of the MCP client, when the request says who it is."""
+    try:
+        info = context.request_context.session.client_params.client_info
+    except Exception:  # noqa: BLE001 - no context, no session, or an anonymous client
+        return None
+    if info is None:
+        return None
+    return f"{info.name}/{info.version}"[:200] if getattr(info, "version", None) else str(info.name)[:200]

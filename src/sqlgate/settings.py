@@ -155,6 +155,18 @@ class Settings(BaseSettings):
     data_dir: Path = Field(
         default_factory=default_data_dir, description="Where the demo database lives"
     )
+    # Audit log and health
+    audit_enabled: bool = Field(default=True, description="Record every tool call in the audit table")
+    audit_database_url: str | None = Field(
+        default=None, description="Database holding sqlgate_audit (default: audit.sqlite3 in data_dir)"
+    )
+    audit_parameters: Literal["redact", "hash", "plain"] = Field(
+        default="redact", description="How parameter values are stored in the audit log"
+    )
+    slow_query_ms: int = Field(
+        default=1000, ge=1, description="Statements slower than this count as slow in health_check"
+    )
+    health_timeout_s: float = Field(default=3.0, gt=0, description="Time limit of each health probe")
 
     @field_validator("allowed_tables", "denied_columns", "allowed_functions", "denied_functions", mode="before")
     @classmethod

@@ -66,6 +66,7 @@ class PoolStats:
     checked_out: int
     overflow: int
     checked_in: int
+    waiting: int = 0  # calls waiting for a connection right now
 
 
 @dataclass
@@ -82,6 +83,13 @@ class Database:
     server_version: str = ""
     pool_timeout_s: float = 10.0
     info: dict[str, Any] = field(default_factory=dict)
+    # Set up (server facts, default whitelist) once reachable; see ensure_ready().
+    ready: bool = False
+    # Counted by the guarded executor; reported by health_check.
+    slow_query_s: float = 1.0
+    slow_queries: int = 0
+    waiting: int = 0
+    _ready_lock: asyncio.Lock | None = field(default=None, repr=False)
 
     @property
     def dialect(self) -> str:
@@ -90,6 +98,7 @@ class Database:
 
     async def checkout(self) -> tuple[AsyncConnection, Any, Any]:
         """A pooled connection: (SQLAlchemy connection, pool proxy, driver connection)."""
+        self.waiting += 1
         try:
             conn = await self.engine.connect()
         except sa_exc.TimeoutError as exc:
@@ -103,6 +112,8 @@ class Database:
                 f"{mask_secrets(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)}",
                 "check that the database is running and the URL is right; run health_check",
             ) from exc
+        finally:
+            self.waiting -= 1
         raw = await conn.get_raw_connection()
         return conn, raw, raw.driver_connection
 
@@ -114,6 +125,63 @@ class Database:
             checked_out=pool.checkedout() if hasattr(pool, "checkedout") else 0,
             overflow=max(pool.overflow(), 0) if hasattr(pool, "overflow") else 0,
             checked_in=pool.checkedin() if hasattr(pool, "checkedin") else 0,
+            waiting=self.waiting,
+        )
+
+    async def ensure_ready(self) -> None:
+        """Learn the server facts and the default whitelist, once, on first success.
+
+        Start-up calls this too; a database unreachable then stays configured (health
+        reports it) and is set up on the first call that reaches it.
+        """
+        if self.ready:
+            return
+        if self._ready_lock is None:
+            self._ready_lock = asyncio.Lock()
+        async with self._ready_lock:
+            if self.ready:
+                return
+            try:
+                await asyncio.wait_for(self._learn(), timeout=self.pool_timeout_s)
+            except TimeoutError as exc:
+                raise DatabaseUnavailable(
+                    f"database {self.name!r} ({self.display_url}) did not answer within {self.pool_timeout_s:g} s",
+                    "check that the database is running and reachable; run health_check",
+                ) from exc
+            except (OSError, sa_exc.DBAPIError, sa_exc.InterfaceError) as exc:
+                raise DatabaseUnavailable(
+                    f"cannot connect to database {self.name!r} ({self.display_url}): "
+                    f"{mask_secrets(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)}",
+                    "check that the database is running and the URL is right; run health_check",
+                ) from exc
+            self.ready = True
+
+    async def _learn(self) -> None:
+        from sqlgate.db import reflect
+
+        started = time.perf_counter()
+        facts = await reflect.server_facts(self)
+        self.server_version = facts.version
+        tables = None
+        if self.policy.allowed_tables is None:
+            tables = tuple(
+                t for t in await reflect.table_names(self, facts.default_schema)
+                if t.lower() not in SQLGATE_TABLES
+            )
+        updates: dict[str, Any] = {"default_schema": facts.default_schema}
+        if tables is not None:
+            updates["allowed_tables"] = tables
+        self.policy = self.policy.model_copy(update=updates)
+        log.info(
+            "database ready",
+            database=self.name,
+            url=self.display_url,
+            dialect=self.dialect,
+            version=facts.version,
+            mode=str(self.policy.mode),
+            allowed_tables=list(self.policy.allowed_tables or ()),
+            whitelist_source="reflected" if tables is not None else "configured",
+            ms=round((time.perf_counter() - started) * 1000, 1),
         )
 
 
@@ -180,13 +248,12 @@ def create_database(config: ResolvedDatabase, settings: Settings) -> Database:
         display_url=mask_secrets(url.render_as_string(hide_password=True)),
         demo=config.demo,
         pool_timeout_s=settings.pool_timeout_s,
+        slow_query_s=settings.slow_query_ms / 1000,
     )
 
 
 async def open_databases(settings: Settings) -> Databases:
     """Create every configured database's engine and learn what it needs at start-up."""
-    from sqlgate.db import reflect
-
     opened: list[Database] = []
     try:
         for config in settings.resolved_databases():
@@ -200,30 +267,14 @@ async def open_databases(settings: Settings) -> Databases:
                 )
             database = create_database(config, settings)
             opened.append(database)
-            started = time.perf_counter()
-            facts = await reflect.server_facts(database)
-            database.server_version = facts.version
-            tables = None
-            if database.policy.allowed_tables is None:
-                tables = tuple(
-                    t for t in await reflect.table_names(database, facts.default_schema)
-                    if t.lower() not in SQLGATE_TABLES
+            try:
+                await database.ensure_ready()
+            except DatabaseUnavailable as error:
+                # Serve anyway: health_check reports it, calls retry the set-up.
+                log.warning(
+                    "database unreachable at start-up; serving it anyway, set up on first use",
+                    database=database.name, error=error.message,
                 )
-            updates: dict[str, Any] = {"default_schema": facts.default_schema}
-            if tables is not None:
-                updates["allowed_tables"] = tables
-            database.policy = database.policy.model_copy(update=updates)
-            log.info(
-                "database ready",
-                database=database.name,
-                url=database.display_url,
-                dialect=database.dialect,
-                version=facts.version,
-                mode=str(database.policy.mode),
-                allowed_tables=list(database.policy.allowed_tables or ()),
-                whitelist_source="reflected" if tables is not None else "configured",
-                ms=round((time.perf_counter() - started) * 1000, 1),
-            )
     except BaseException:
         await Databases(opened).close() if opened else None
         raise

@@ -192,6 +192,11 @@ async def run_statements(
         raise
     except Exception as exc:  # driver errors; cancellation propagates untouched
         raise database.driver.map_error(exc, timeout_ms) from exc
+    finally:
+        # health_check's slow-query count: every statement sqlgate runs for a tool passes
+        # here (timeouts included), whatever the driver; one float compare per call.
+        if time.perf_counter() - started > database.slow_query_s:
+            database.slow_queries += 1
     return shape(raw, verdict, fetch_mode, cap, max_result_bytes or database.max_result_bytes,
                  affected_total, started)
 

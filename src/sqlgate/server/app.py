@@ -22,6 +22,7 @@ from pydantic import ValidationError
 
 from sqlgate import __version__
 from sqlgate import logging as sqlgate_logging
+from sqlgate.audit import client_name, start_audit, stop_audit
 from sqlgate.db.engines import open_databases
 from sqlgate.errors import InvalidArgument, SqlgateError
 from sqlgate.logging import get_logger, mask_secrets
@@ -63,7 +64,11 @@ class SqlgateServer(MCPServer[Runtime]):
     """MCPServer with sqlgate's tool boundary."""
 
     async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
-        call = CallRecord(tool=name, request_id=uuid.uuid4().hex[:16])
+        params = arguments.get("parameters") if isinstance(arguments, dict) else None
+        call = CallRecord(
+            tool=name, request_id=uuid.uuid4().hex[:16],
+            parameters=params if isinstance(params, dict) else None, client=client_name(context),
+        )
         token = current_call.set(call)
         started = time.perf_counter()
         outcome = "ok"
@@ -91,6 +96,9 @@ class SqlgateServer(MCPServer[Runtime]):
                 error = SqlgateError(mask_secrets(str(exc)), "")
             outcome, code = "error", error.code
             return error_result(error)
+        except BaseException:
+            outcome = "cancelled"  # cancelled, or a protocol error: the caller gets no result
+            raise
         finally:
             current_call.reset(token)
             log.info(
@@ -122,10 +130,12 @@ def build_server(settings: Settings) -> SqlgateServer:
     async def lifespan(_: MCPServer[Runtime]) -> AsyncIterator[Runtime]:
         databases = await open_databases(settings)
         runtime = Runtime(settings=settings, databases=databases)
+        audit = await start_audit(settings, server, runtime)
         log.info("sqlgate ready", databases=databases.names(), transport=settings.transport)
         try:
             yield runtime
         finally:
+            await stop_audit(audit, server)
             await databases.close()
             log.info("sqlgate stopped; pools closed")
 

@@ -48,6 +48,8 @@ class CallRecord:
     verdict: str | None = None  # "allowed" | "denied"
     rows: int | None = None
     rows_affected: int | None = None
+    parameters: dict[str, Any] | None = None  # as sent; the audit log redacts or hashes them
+    client: str | None = None  # the MCP client's name/version when it says
 
 
 current_call: contextvars.ContextVar[CallRecord | None] = contextvars.ContextVar(
@@ -69,6 +71,7 @@ def runtime(ctx: Context[Any]) -> Runtime:
 async def database_for(ctx: Context[Any], name: str | None) -> Database:
     database = runtime(ctx).databases.get(name)
     record(database=database.name)
+    await database.ensure_ready()  # a database unreachable at start-up is set up on first use
     return database
 
 
