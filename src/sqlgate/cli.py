@@ -122,6 +122,10 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--allow-multi-statement", action="store_true")
     check.set_defaults(func=cmd_check)
 
+    from sqlgate.commands import add_commands  # health, migrate, call
+
+    add_commands(sub)
+
     for extend in EXTENSIONS:
         extend(sub)
     return parser

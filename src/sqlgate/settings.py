@@ -253,6 +253,16 @@ class Settings(BaseSettings):
         return resolved
 
 
+def sqlgate_environment() -> dict[str, str]:
+    """The environment variables sqlgate reads, to hand on to a child sqlgate process."""
+    import os
+
+    return {
+        key: value for key, value in os.environ.items()
+        if key.upper().startswith("SQLGATE_") or key.upper() == "DATABASE_URL"
+    }
+
+
 def load_settings(cli: dict[str, Any] | None = None, config_file: str | Path | None = None) -> Settings:
     """Build settings from CLI values (only the flags given), the environment and a TOML file."""
     import os

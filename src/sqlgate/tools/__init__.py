@@ -2,4 +2,5 @@
 
 TOOL_MODULES = (
     "sqlgate.tools.execute_query",
+    "sqlgate.tools.health",
 )

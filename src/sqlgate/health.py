@@ -1,0 +1,501 @@
+"""The health checks shared by the ``health_check`` tool and ``sqlgate health``.
+
+Per database: reachable or not and the round-trip latency, dialect and version, pool
+statistics, the whitelisted tables (existence, row counts: exact on SQLite and small
+tables, catalog estimates elsewhere, flagged as such), sqlgate's migration status, the
+slow-query count since start, and on request a create/insert/select/update/delete round
+trip on a temporary table in a transaction that is rolled back.
+
+Every probe runs under its own time limit (``health_timeout_s``), so an unreachable
+database is reported as ``unhealthy`` within seconds instead of stalling the caller.
+Only sqlgate's own fixed SQL runs here; identifiers come from the configured whitelist
+and are quoted by SQLAlchemy (or bound as values), never pasted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import secrets
+import time
+from typing import TYPE_CHECKING, Any, Literal
+
+import sqlalchemy as sa
+from pydantic import BaseModel
+
+from sqlgate.errors import SqlgateError
+from sqlgate.logging import get_logger, mask_secrets
+
+if TYPE_CHECKING:
+    from sqlgate.audit import AuditLog
+    from sqlgate.db.engines import Database, Databases
+    from sqlgate.settings import Settings
+
+log = get_logger("sqlgate.health")
+
+Status = Literal["healthy", "degraded", "unhealthy"]
+_RANK = {"healthy": 0, "degraded": 1, "unhealthy": 2}
+EXACT_COUNT_BELOW = 10_000  # catalog estimates under this are replaced by an exact COUNT(*)
+
+
+class PoolHealth(BaseModel):
+    size: int
+    checked_out: int
+    overflow: int
+    checked_in: int
+    waiting: int
+    capacity: int | None = None
+
+
+class TableHealth(BaseModel):
+    name: str
+    exists: bool
+    rows: int | None = None
+    rows_estimated: bool | None = None  # true: from the catalog (pg_class / information_schema)
+
+
+class MigrationHealth(BaseModel):
+    branch: str
+    state: str  # current | behind | not_installed | unknown
+    current: str | None = None
+    head: str | None = None
+
+
+class RoundTrip(BaseModel):
+    ok: bool
+    steps: list[str]
+    persisted: bool | None = None  # false: verified that nothing was left behind
+    error: str | None = None
+    duration_ms: float | None = None
+
+
+class DatabaseHealth(BaseModel):
+    name: str
+    status: Status
+    reasons: list[str]
+    reachable: bool
+    latency_ms: float | None = None
+    dialect: str
+    version: str | None = None
+    mode: str
+    pool: PoolHealth | None = None
+    tables: list[TableHealth] | None = None
+    migrations: MigrationHealth | None = None
+    slow_queries: int = 0
+    slow_query_ms: int = 0
+    test_operations: RoundTrip | None = None
+
+
+class AuditHealth(BaseModel):
+    enabled: bool
+    sink: str | None = None
+    state: str  # ok | broken | not_created | disabled | closed | starting
+    written: int | None = None
+    queued: int | None = None
+    pending_retry: int | None = None
+    dropped: int | None = None
+    last_error: str | None = None
+
+
+class HealthReport(BaseModel):
+    status: Status
+    reasons: list[str]
+    databases: list[DatabaseHealth]
+    audit: AuditHealth
+    checked_at: str
+    duration_ms: float
+
+
+def _worst(statuses: list[str]) -> Status:
+    worst = max(statuses, key=lambda s: _RANK[s], default="healthy")
+    return worst  # type: ignore[return-value]
+
+
+def _message(exc: BaseException) -> str:
+    if isinstance(exc, SqlgateError):
+        return exc.message
+    if isinstance(exc, (TimeoutError, asyncio.TimeoutError)):
+        return "timed out"
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return mask_secrets(text)
+
+
+# ------------------------------------------------------------------ one database
+
+
+async def check_database(
+    database: Database,
+    *,
+    timeout_s: float,
+    include_stats: bool = True,
+    test_operations: bool = False,
+) -> DatabaseHealth:
+    """Every probe for one database; never raises, never waits longer than the probes allow."""
+    report = DatabaseHealth(
+        name=database.name,
+        status="healthy",
+        reasons=[],
+        reachable=False,
+        dialect=database.driver.name,
+        mode=str(database.policy.mode),
+        slow_queries=database.slow_queries,
+        slow_query_ms=round(database.slow_query_s * 1000),
+    )
+    reasons = report.reasons
+    try:
+        report.latency_ms = await asyncio.wait_for(_ping(database), timeout_s)
+        report.reachable = True
+    except BaseException as exc:
+        if not isinstance(exc, Exception):
+            raise
+        reasons.append(f"{database.name}: unreachable: {_message(exc)}")
+        report.status = "unhealthy"
+        return report
+    try:
+        await asyncio.wait_for(database.ensure_ready(), timeout_s)
+    except Exception as exc:  # noqa: BLE001 - reported, not raised
+        reasons.append(f"{database.name}: set-up failed: {_message(exc)}")
+    report.version = database.server_version or None
+    if include_stats:
+        report.pool = pool_health(database)
+        if report.pool.waiting > 0 or (
+            report.pool.capacity is not None and report.pool.checked_out >= report.pool.capacity
+        ):
+            reasons.append(f"{database.name}: pool saturated ({report.pool.checked_out} connections in use, "
+                           f"{report.pool.waiting} calls waiting)")
+    try:
+        report.tables = await asyncio.wait_for(_tables(database, include_stats), timeout_s)
+        missing = [t.name for t in report.tables if not t.exists]
+        if missing:
+            reasons.append(f"{database.name}: whitelisted table(s) missing: {', '.join(missing)}")
+    except Exception as exc:  # noqa: BLE001
+        reasons.append(f"{database.name}: table check failed: {_message(exc)}")
+    try:
+        report.migrations = await asyncio.wait_for(_migrations(database), timeout_s)
+        if report.migrations.state == "behind":
+            reasons.append(
+                f"{database.name}: sqlgate migrations behind ({report.migrations.current} < "
+                f"{report.migrations.head}); run: sqlgate migrate upgrade"
+            )
+    except Exception as exc:  # noqa: BLE001
+        report.migrations = MigrationHealth(branch="sqlgate", state="unknown")
+        reasons.append(f"{database.name}: migration check failed: {_message(exc)}")
+    if test_operations:
+        report.test_operations = await round_trip(database, timeout_s)
+        if not report.test_operations.ok or report.test_operations.persisted:
+            reasons.append(f"{database.name}: test operations failed: {report.test_operations.error}")
+    if reasons:
+        report.status = "degraded"
+    return report
+
+
+async def _ping(database: Database) -> float:
+    """Connect (or take a pooled connection) and time one ``SELECT 1``."""
+    async with database.engine.connect() as conn:
+        started = time.perf_counter()
+        await conn.exec_driver_sql("SELECT 1")
+        elapsed = (time.perf_counter() - started) * 1000
+        await conn.rollback()
+    return round(elapsed, 3)
+
+
+def pool_health(database: Database) -> PoolHealth:
+    stats = database.pool_stats()
+    max_overflow = getattr(database.engine.pool, "_max_overflow", None)
+    capacity = stats.size + max_overflow if isinstance(max_overflow, int) and max_overflow >= 0 and stats.size else None
+    return PoolHealth(
+        size=stats.size,
+        checked_out=stats.checked_out,
+        overflow=stats.overflow,
+        checked_in=stats.checked_in,
+        waiting=stats.waiting,
+        capacity=capacity,
+    )
+
+
+def _split_name(entry: str, default_schema: str | None) -> tuple[str | None, str]:
+    schema, _, name = entry.rpartition(".")
+    return (schema or None), name
+
+
+async def _tables(database: Database, include_stats: bool) -> list[TableHealth]:
+    entries = list(database.policy.allowed_tables or ())
+    if not entries:
+        return []
+    backend = database.driver.name
+
+    def probe(sync_conn: Any) -> list[TableHealth]:
+        inspector = sa.inspect(sync_conn)
+        known: dict[str | None, set[str]] = {}
+        found: list[TableHealth] = []
+        for entry in entries:
+            schema, name = _split_name(entry, database.policy.default_schema)
+            if schema not in known:
+                try:
+                    names = set(inspector.get_table_names(schema=schema)) | set(inspector.get_view_names(schema=schema))
+                except sa.exc.DBAPIError:  # the schema itself does not exist (MySQL says so)
+                    names = set()
+                known[schema] = {n.lower() for n in names} | names
+            exists = name in known[schema] or name.lower() in known[schema]
+            health = TableHealth(name=entry, exists=exists)
+            if exists and include_stats:
+                health.rows, health.rows_estimated = _row_count(sync_conn, backend, schema, name)
+            found.append(health)
+        return found
+
+    async with database.engine.connect() as conn:
+        try:
+            return await conn.run_sync(probe)
+        finally:
+            await conn.rollback()
+
+
+def _row_count(sync_conn: Any, backend: str, schema: str | None, name: str) -> tuple[int, bool]:
+    """A catalog estimate where one exists and is large; else an exact COUNT(*)."""
+    estimate: int | None = None
+    if backend == "postgresql":
+        estimate = sync_conn.execute(
+            sa.text(
+                "SELECT c.reltuples::bigint FROM pg_class c WHERE c.oid = to_regclass("
+                "CASE WHEN CAST(:schema AS text) IS NULL THEN quote_ident(CAST(:name AS text)) "
+                "ELSE quote_ident(CAST(:schema AS text)) || '.' || quote_ident(CAST(:name AS text)) END)"
+            ),
+            {"schema": schema, "name": name},
+        ).scalar()
+    elif backend == "mysql":
+        estimate = sync_conn.execute(
+            sa.text(
+                "SELECT table_rows FROM information_schema.tables "
+                "WHERE table_schema = COALESCE(:schema, DATABASE()) AND table_name = :name"
+            ),
+            {"schema": schema, "name": name},
+        ).scalar()
+    if estimate is not None and int(estimate) >= EXACT_COUNT_BELOW:
+        return int(estimate), True
+    exact = sync_conn.execute(sa.select(sa.func.count()).select_from(sa.table(name, schema=schema))).scalar()
+    return int(exact or 0), False
+
+
+async def _migrations(database: Database) -> MigrationHealth:
+    from sqlgate import migrations
+
+    branch = migrations.DEMO_BRANCH if database.demo else migrations.SQLGATE_BRANCH
+    async with database.engine.connect() as conn:
+        try:
+            revisions = await conn.run_sync(migrations.current_revisions)
+        finally:
+            await conn.rollback()
+    status = await asyncio.to_thread(migrations.branch_status, revisions, branch)
+    return MigrationHealth(branch=branch, state=status.state, current=status.current, head=status.head)
+
+
+# ------------------------------------------------------- the write round trip
+
+
+async def round_trip(database: Database, timeout_s: float) -> RoundTrip:
+    """Create, insert, select, update, delete on a TEMP table; roll back; verify.
+
+    Allowed in read_only mode because nothing persists: the transaction is rolled back,
+    the table is temporary, and the connection is discarded afterwards, so not even the
+    session keeps anything. The database is asked afterwards whether the table survived.
+    """
+    name = f"sqlgate_health_{secrets.token_hex(4)}"  # generated here, never from input
+    steps: list[str] = []
+    started = time.perf_counter()
+    sa_conn, _raw, conn = None, None, None
+    try:
+        async with asyncio.timeout(timeout_s):
+            sa_conn, _raw, conn = await database.checkout()
+            persisted = await _ROUND_TRIPS[database.driver.name](conn, name, steps, database.policy.read_only)
+        ok = not persisted and steps[-1:] == ["rollback"]
+        return RoundTrip(
+            ok=ok, steps=steps, persisted=persisted,
+            error=None if ok else "the temporary table outlived the rolled-back transaction",
+            duration_ms=round((time.perf_counter() - started) * 1000, 2),
+        )
+    except Exception as exc:  # noqa: BLE001 - reported in the result
+        step = "connect" if conn is None else f"after {steps[-1] if steps else 'begin'}"
+        return RoundTrip(ok=False, steps=steps, error=f"{step}: {_message(exc)}",
+                         duration_ms=round((time.perf_counter() - started) * 1000, 2))
+    finally:
+        if sa_conn is not None:
+            # Session state (temporary tables, PRAGMA, transaction mode) goes with it.
+            try:
+                await sa_conn.invalidate()
+            finally:
+                await sa_conn.close()
+
+
+async def _pg_round_trip(conn: Any, name: str, steps: list[str], read_only: bool) -> bool:
+    transaction = conn.transaction()
+    await transaction.start()
+    # Sessions of a read_only database default to read-only transactions.
+    await conn.execute("SET TRANSACTION READ WRITE")
+    await conn.execute(f"CREATE TEMP TABLE {name} (id integer PRIMARY KEY, note varchar(20))")
+    steps.append("create")
+    await conn.execute(f"INSERT INTO {name} (id, note) VALUES (1, 'a'), (2, 'b')")
+    steps.append("insert")
+    if await conn.fetchval(f"SELECT count(*) FROM {name}") != 2:
+        raise RuntimeError("select did not see the inserted rows")
+    steps.append("select")
+    if await conn.execute(f"UPDATE {name} SET note = 'c' WHERE id = 1") != "UPDATE 1":
+        raise RuntimeError("update did not change one row")
+    steps.append("update")
+    if await conn.execute(f"DELETE FROM {name} WHERE id = 2") != "DELETE 1":
+        raise RuntimeError("delete did not remove one row")
+    steps.append("delete")
+    await transaction.rollback()
+    steps.append("rollback")
+    return bool(await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f"pg_temp.{name}"))
+
+
+async def _mysql_round_trip(conn: Any, name: str, steps: list[str], read_only: bool) -> bool:
+    async with conn.cursor() as cur:
+        # START TRANSACTION READ WRITE overrides the read-only session default.
+        await cur.execute("START TRANSACTION READ WRITE")
+        # No implicit commit for TEMPORARY tables; the rows below are rolled back.
+        await cur.execute(f"CREATE TEMPORARY TABLE {name} (id INT PRIMARY KEY, note VARCHAR(20)) ENGINE=InnoDB")
+        steps.append("create")
+        await cur.execute(f"INSERT INTO {name} (id, note) VALUES (1, 'a'), (2, 'b')")
+        steps.append("insert")
+        await cur.execute(f"SELECT COUNT(*) FROM {name}")
+        if (await cur.fetchone())[0] != 2:
+            raise RuntimeError("select did not see the inserted rows")
+        steps.append("select")
+        if await cur.execute(f"UPDATE {name} SET note = 'c' WHERE id = 1") != 1:
+            raise RuntimeError("update did not change one row")
+        steps.append("update")
+        if await cur.execute(f"DELETE FROM {name} WHERE id = 2") != 1:
+            raise RuntimeError("delete did not remove one row")
+        steps.append("delete")
+        await conn.rollback()
+        steps.append("rollback")
+        # A MySQL temporary table lives until the session ends (the connection is
+        # discarded next); what must not persist are the rows.
+        await cur.execute(f"SELECT COUNT(*) FROM {name}")
+        leftover = (await cur.fetchone())[0]
+        await conn.rollback()
+        await cur.execute("START TRANSACTION READ WRITE")
+        await cur.execute(f"DROP TEMPORARY TABLE {name}")  # not transactional, no implicit commit
+        await conn.rollback()
+    return bool(leftover)
+
+
+async def _sqlite_round_trip(conn: Any, name: str, steps: list[str], read_only: bool) -> bool:
+    if read_only:
+        await conn.execute("PRAGMA query_only = OFF")
+    try:
+        await conn.execute("BEGIN")
+        await conn.execute(f"CREATE TEMP TABLE {name} (id INTEGER PRIMARY KEY, note TEXT)")
+        steps.append("create")
+        await conn.execute(f"INSERT INTO {name} (id, note) VALUES (1, 'a'), (2, 'b')")
+        steps.append("insert")
+        cur = await conn.execute(f"SELECT COUNT(*) FROM {name}")
+        if (await cur.fetchone())[0] != 2:
+            raise RuntimeError("select did not see the inserted rows")
+        steps.append("select")
+        cur = await conn.execute(f"UPDATE {name} SET note = 'c' WHERE id = 1")
+        if cur.rowcount != 1:
+            raise RuntimeError("update did not change one row")
+        steps.append("update")
+        cur = await conn.execute(f"DELETE FROM {name} WHERE id = 2")
+        if cur.rowcount != 1:
+            raise RuntimeError("delete did not remove one row")
+        steps.append("delete")
+        await conn.rollback()
+        steps.append("rollback")
+        cur = await conn.execute("SELECT COUNT(*) FROM sqlite_temp_master WHERE name = ?", (name,))
+        return bool((await cur.fetchone())[0])
+    finally:
+        if read_only:
+            await conn.execute("PRAGMA query_only = ON")
+
+
+_ROUND_TRIPS = {"postgresql": _pg_round_trip, "mysql": _mysql_round_trip, "sqlite": _sqlite_round_trip}
+
+
+# ------------------------------------------------------------------ the report
+
+
+def audit_health(audit: AuditLog | None, enabled: bool) -> AuditHealth:
+    if not enabled or audit is None:
+        return AuditHealth(enabled=enabled, state="disabled" if not enabled else "starting")
+    status = audit.status()
+    return AuditHealth(
+        enabled=True, sink=status.sink, state=status.state, written=status.written,
+        queued=status.queued, pending_retry=status.pending_retry, dropped=status.dropped,
+        last_error=status.last_error,
+    )
+
+
+async def probe_audit_sink(settings: Settings, timeout_s: float) -> AuditHealth:
+    """For ``sqlgate health`` (no server running): can the audit sink take records?"""
+    from pathlib import Path
+
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from sqlgate.audit import AUDIT_TABLE, sink_url
+    from sqlgate.db.engines import async_url
+
+    if not settings.audit_enabled:
+        return AuditHealth(enabled=False, state="disabled")
+    url = sink_url(settings)
+    shown = mask_secrets(url)
+    default_file = Path(url.removeprefix("sqlite:///"))
+    if settings.audit_database_url is None and not await asyncio.to_thread(default_file.exists):
+        return AuditHealth(enabled=True, sink=shown, state="not_created")  # made on first serve
+    engine = None
+    try:
+        engine = create_async_engine(async_url(url), poolclass=sa.pool.NullPool)
+
+        async def has_table() -> bool:
+            async with engine.connect() as conn:
+                return bool(await conn.run_sync(lambda c: sa.inspect(c).has_table(AUDIT_TABLE)))
+
+        if not await asyncio.wait_for(has_table(), timeout_s):
+            return AuditHealth(
+                enabled=True, sink=shown, state="broken",
+                last_error=f"table {AUDIT_TABLE} does not exist; run: sqlgate migrate upgrade --database-url <audit url>",
+            )
+        return AuditHealth(enabled=True, sink=shown, state="ok")
+    except Exception as exc:  # noqa: BLE001
+        return AuditHealth(enabled=True, sink=shown, state="broken", last_error=_message(exc))
+    finally:
+        if engine is not None:
+            await engine.dispose()
+
+
+async def check(
+    databases: Databases,
+    audit: AuditHealth,
+    *,
+    timeout_s: float,
+    include_stats: bool = True,
+    test_operations: bool = False,
+    only: str | None = None,
+) -> HealthReport:
+    """The whole report: every database (concurrently) plus the audit log."""
+    started = time.perf_counter()
+    targets = [databases.get(only)] if only else list(databases)
+    results = await asyncio.gather(*(
+        check_database(db, timeout_s=timeout_s, include_stats=include_stats, test_operations=test_operations)
+        for db in targets
+    ))
+    reasons = [reason for result in results for reason in result.reasons]
+    statuses: list[str] = [result.status for result in results]
+    if audit.state == "broken":
+        reasons.append(f"audit log: the sink is broken ({audit.last_error}); tool calls go on, records wait")
+        statuses.append("degraded")
+    return HealthReport(
+        status=_worst(statuses),
+        reasons=reasons,
+        databases=list(results),
+        audit=audit,
+        checked_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        duration_ms=round((time.perf_counter() - started) * 1000, 2),
+    )
+
+
+def exit_code(status: str) -> int:
+    """``sqlgate health``: 0 healthy, 1 degraded, 2 unhealthy."""
+    return _RANK[status]
