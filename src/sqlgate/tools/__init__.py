@@ -2,5 +2,6 @@
 
 TOOL_MODULES = (
     "sqlgate.tools.execute_query",
+    "sqlgate.tools.schema",
     "sqlgate.tools.health",
 )

@@ -1,0 +1,221 @@
+"""describe_schema, and the same as resources: ``schema://{database}``, ``schema://{database}/{table}``.
+
+The output is written for a model that pays per token: one line per column
+(``name TYPE [NOT NULL] [DEFAULT x] [PK] [DENIED] [-- comment]``), keys and indexes as
+short strings, nothing repeated. Structure comes from the reflection cache
+(``db/schema.py``); ``refresh`` re-reads it. Row counts are read fresh each call.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Annotated, Any
+
+from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.exceptions import ResourceError
+from mcp.types import CallToolResult, ToolAnnotations
+from pydantic import BaseModel, Field
+
+from sqlgate.db import schema as db_schema
+from sqlgate.db.row_counts import SOURCES, row_counts
+from sqlgate.errors import PolicyViolation, SqlgateError
+from sqlgate.tools.base import database_for, record, runtime, tool_result
+
+if TYPE_CHECKING:
+    from sqlgate.db.engines import Database
+
+
+class TableSchema(BaseModel):
+    name: str
+    rows: int | None = None
+    rows_estimated: bool | None = None  # true: a catalog estimate (see row_counts_from)
+    view: bool | None = None
+    comment: str | None = None
+    columns: list[str]
+    foreign_keys: list[str] | None = None
+    indexes: list[str] | None = None
+
+
+class SchemaResult(BaseModel):
+    database: str
+    dialect: str
+    mode: str
+    row_counts_from: str
+    tables: list[TableSchema]
+    missing: list[str] | None = None  # whitelisted but not found in the database
+    hint: str | None = None
+
+
+DESCRIPTION = """Describe the tables you may query: call this before writing SQL.
+
+Lists only whitelisted tables. Per table: approximate row count, comment, then one line
+per column: `name TYPE [NOT NULL] [DEFAULT expr] [PK] [DENIED] [-- comment]`, then
+foreign keys (`col -> table.col`) and indexes (`name(cols) [unique]`). Columns marked
+DENIED exist but no query may read them: leave them out of SELECT lists (no SELECT *).
+
+`tables` limits the output to some tables (names as in the whitelist). The structure is
+cached; pass `refresh: true` after the schema changed. Also available as the resources
+`schema://{database}` and `schema://{database}/{table}`.
+"""
+
+
+def _denied(db: Database) -> set[tuple[str, str]]:
+    """(table key, column) pairs, lower-cased; table key is `name` or `schema.name`."""
+    pairs = set()
+    for entry in db.policy.denied_columns:
+        table, dot, column = entry.lower().rpartition(".")
+        if dot and table and column:
+            pairs.add((table, column))
+    return pairs
+
+
+def _column_line(column: db_schema.ColumnInfo, pk: tuple[str, ...], denied: bool) -> str:
+    parts = [column.name, column.type]
+    if not column.nullable and column.name not in pk:
+        parts.append("NOT NULL")
+    if column.default is not None:
+        default = column.default
+        parts.append("DEFAULT auto" if default.startswith("nextval(") else f"DEFAULT {default}")
+    elif column.autoincrement:
+        parts.append("DEFAULT auto")
+    if column.name in pk:
+        parts.append("PK")
+    if denied:
+        parts.append("DENIED")
+    if column.comment:
+        parts.append(f"-- {column.comment}")
+    return " ".join(parts)
+
+
+def shape(info: db_schema.TableInfo, denied: set[tuple[str, str]], count: tuple[int, bool] | None) -> TableSchema:
+    keys = {info.name.lower()} | ({f"{info.schema}.{info.name}".lower()} if info.schema else set())
+    pk = info.primary_key if len(info.primary_key) == 1 else ()
+    columns = [
+        _column_line(c, pk, any((k, c.name.lower()) in denied for k in keys)) for c in info.columns
+    ]
+    if len(info.primary_key) > 1:
+        columns.append(f"PRIMARY KEY ({', '.join(info.primary_key)})")
+    fks = [
+        f"{', '.join(f.columns)} -> "
+        f"{(f.referred_schema + '.') if f.referred_schema else ''}{f.referred_table}.{', '.join(f.referred_columns)}"
+        for f in info.foreign_keys
+    ]
+    indexes = [f"{i.name}({', '.join(i.columns)}){' unique' if i.unique else ''}" for i in info.indexes]
+    return TableSchema(
+        name=f"{info.schema}.{info.name}" if info.schema else info.name,
+        rows=count[0] if count else None,
+        rows_estimated=True if count and count[1] else None,
+        view=True if info.is_view else None,
+        comment=info.comment or None,
+        columns=columns,
+        foreign_keys=fks or None,
+        indexes=indexes or None,
+    )
+
+
+def render_text(result: SchemaResult) -> str:
+    """The compact text form (what most agents read)."""
+    lines = [f"database {result.database} ({result.dialect}, {result.mode}); rows: {result.row_counts_from}"]
+    for table in result.tables:
+        head = table.name + (" (view)" if table.view else "")
+        if table.rows is not None:
+            head += f" {'~' if table.rows_estimated else ''}{table.rows} rows"
+        if table.comment:
+            head += f" -- {table.comment}"
+        lines.append(head)
+        lines.extend(f"  {c}" for c in table.columns)
+        lines.extend(f"  FK {fk}" for fk in table.foreign_keys or ())
+        lines.extend(f"  INDEX {ix}" for ix in table.indexes or ())
+    if result.missing:
+        lines.append("whitelisted but missing: " + ", ".join(result.missing))
+    if result.hint:
+        lines.append(result.hint)
+    return "\n".join(lines)
+
+
+async def describe(db: Database, tables: list[str] | None, refresh: bool) -> SchemaResult:
+    """Reflect (or read from the cache) the whitelisted ``tables`` (default: all)."""
+    if refresh:
+        db_schema.forget(db)
+    wanted = list(tables) if tables else list(db.policy.allowed_tables or ())
+    infos: list[db_schema.TableInfo] = []
+    missing = []
+    for name in wanted:
+        try:
+            infos.append(await db_schema.table_info(db, name))
+        except PolicyViolation as error:
+            if tables or "does not exist" not in error.message:
+                raise  # asked-for tables must be allowed and exist
+            missing.append(name)
+    counts = await row_counts(db, [(i.schema, i.name) for i in infos if not i.is_view])
+    by_table = iter(counts)
+    denied = _denied(db)
+    shaped = [shape(i, denied, None if i.is_view else next(by_table)) for i in infos]
+    hint = None
+    if any("DENIED" in c.split(" -- ")[0].split() for t in shaped for c in t.columns):
+        hint = "DENIED columns cannot be read: name the columns you need instead of SELECT *"
+    return SchemaResult(
+        database=db.name,
+        dialect=db.dialect,
+        mode=str(db.policy.mode),
+        row_counts_from=SOURCES.get(db.driver.name, "count(*)"),
+        tables=shaped,
+        missing=missing or None,
+        hint=hint,
+    )
+
+
+async def describe_schema(
+    ctx: Context[Any],
+    tables: Annotated[
+        list[str] | None, Field(description="Only these tables (default: every whitelisted table)")
+    ] = None,
+    refresh: Annotated[bool, Field(description="Re-read the structure instead of using the cache")] = False,
+    database: Annotated[
+        str | None, Field(description="Name of a configured database (default: the first)")
+    ] = None,
+) -> Annotated[CallToolResult, SchemaResult]:
+    db = await database_for(ctx, database)
+    result = await describe(db, tables, refresh)
+    record(tables=[t.name for t in result.tables], rows=len(result.tables))
+    return tool_result(result, text=render_text(result))
+
+
+async def _resource_text(ctx: Context[Any], database: str, table: str | None) -> str:
+    try:
+        db = runtime(ctx).databases.get(database)
+        await db.ensure_ready()
+        return render_text(await describe(db, [table] if table else None, refresh=False))
+    except SqlgateError as error:
+        # Resource reads have no isError result: the error travels as the protocol error text.
+        raise ResourceError(json.dumps({"error": error.to_dict()})) from None
+
+
+async def database_schema(database: str, ctx: Context[Any]) -> str:
+    """Every whitelisted table of one database, in describe_schema's compact text form."""
+    return await _resource_text(ctx, database, None)
+
+
+async def table_schema(database: str, table: str, ctx: Context[Any]) -> str:
+    """One whitelisted table, in describe_schema's compact text form."""
+    return await _resource_text(ctx, database, table)
+
+
+def register(server: Any, all_read_only: bool) -> None:
+    server.add_tool(
+        describe_schema,
+        name="describe_schema",
+        description=DESCRIPTION,
+        annotations=ToolAnnotations(
+            title="Describe tables", read_only_hint=True, idempotent_hint=True, open_world_hint=False
+        ),
+        structured_output=True,
+    )
+    server.resource(
+        "schema://{database}/{table}", name="table_schema", mime_type="text/plain",
+        description="Columns, keys, indexes and row count of one whitelisted table",
+    )(table_schema)
+    server.resource(
+        "schema://{database}", name="database_schema", mime_type="text/plain",
+        description="Every whitelisted table of a configured database (compact text)",
+    )(database_schema)
