@@ -1,0 +1,185 @@
+"""The audit log: every tool call recorded, nothing lost at a clean shutdown, a broken sink
+degrades health without failing calls."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import secrets
+import sqlite3
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from sqlgate import audit, migrations
+from sqlgate.db.engines import async_url
+from tests.conftest import Backend
+
+UNREACHABLE = "postgresql://postgres@127.0.0.1:1/x"
+
+
+def demo_client(data_dir: Path, **settings: Any) -> Any:
+    """An in-memory client on the demo database, its audit file in ``data_dir``."""
+    from mcp import Client
+
+    from sqlgate.server.app import build_server
+    from sqlgate.settings import load_settings
+
+    return Client(build_server(load_settings({"data_dir": str(data_dir), **settings})))
+
+
+def audit_rows(data_dir: Path) -> list[dict[str, Any]]:
+    conn = sqlite3.connect(data_dir / "audit.sqlite3")
+    conn.row_factory = sqlite3.Row
+    try:
+        return [dict(row) for row in conn.execute("SELECT * FROM sqlgate_audit ORDER BY id")]
+    finally:
+        conn.close()
+
+
+async def test_every_call_is_recorded_with_its_fields(tmp_path: Path) -> None:
+    n = 20
+    async with demo_client(tmp_path) as client:
+        for i in range(1, n + 1):
+            result = await client.call_tool(
+                "execute_query",
+                {"query": "SELECT id, name FROM customers WHERE id = :id", "parameters": {"id": i}},
+            )
+            assert not result.is_error
+        denied = await client.call_tool("execute_query", {"query": "DELETE FROM customers WHERE id = 1"})
+        assert denied.is_error
+        bad = await client.call_tool("execute_query", {"query": "SELECT 1", "max_rows": 0})
+        assert bad.is_error
+    rows = audit_rows(tmp_path)
+    assert len(rows) == n + 2
+    assert len({row["request_id"] for row in rows}) == n + 2
+    ok = rows[0]
+    assert ok["tool"] == "execute_query" and ok["database_name"] == "demo"
+    assert ok["sql_text"] == "SELECT id, name FROM customers WHERE id = :id"
+    assert json.loads(ok["parameters"]) == {"id": "<redacted>"}  # the default: names only
+    assert ok["verdict"] == "allowed" and ok["code"] is None and ok["outcome"] == "ok"
+    assert ok["statement_kind"] == "select" and ok["table_names"] == "customers"
+    assert ok["row_count"] == 1 and ok["duration_ms"] > 0
+    assert ok["at"] and ok["transport"] == "stdio" and ok["client"]
+    refused = rows[n]
+    assert refused["sql_text"] == "DELETE FROM customers WHERE id = 1"
+    assert refused["verdict"] == "denied" and refused["code"] == "WRITE_NOT_ALLOWED"
+    assert refused["outcome"] == "error" and refused["row_count"] is None
+    invalid = rows[n + 1]
+    assert invalid["code"] == "INVALID_ARGUMENT" and invalid["outcome"] == "error"
+
+
+@pytest.mark.parametrize("mode", ["hash", "plain", "redact"])
+async def test_parameter_modes(tmp_path: Path, mode: str) -> None:
+    async with demo_client(tmp_path, audit_parameters=mode) as client:
+        await client.call_tool(
+            "execute_query", {"query": "SELECT id FROM customers WHERE name = :name", "parameters": {"name": "Ada"}}
+        )
+    stored = json.loads(audit_rows(tmp_path)[0]["parameters"])
+    expected = {
+        "hash": {"name": "sha256:" + hashlib.sha256(b'"Ada"').hexdigest()},
+        "plain": {"name": "Ada"},
+        "redact": {"name": "<redacted>"},
+    }[mode]
+    assert stored == expected
+
+
+async def test_clean_shutdown_in_a_burst_loses_nothing(tmp_path: Path) -> None:
+    n = 300
+    async with demo_client(tmp_path) as client:
+        calls = [
+            client.call_tool("execute_query", {"query": "SELECT :i AS i", "parameters": {"i": i}})
+            for i in range(n)
+        ]
+        results = await asyncio.gather(*calls)
+        assert not any(r.is_error for r in results)
+        # Leave at once: most records are still queued when the lifespan ends.
+    assert len(audit_rows(tmp_path)) == n
+
+
+async def test_stdio_server_flushes_at_end_of_input(tmp_path: Path) -> None:
+    from mcp import Client, StdioServerParameters
+
+    n = 200
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "sqlgate", "serve", "--data-dir", str(tmp_path), "--log-level", "WARNING"],
+    )
+    async with Client(params) as client:
+        results = await asyncio.gather(*(
+            client.call_tool("execute_query", {"query": "SELECT :i AS i", "parameters": {"i": i}})
+            for i in range(n)
+        ))
+        assert not any(r.is_error for r in results)
+    for _ in range(50):  # the server may still be exiting after the client let go
+        if (tmp_path / "audit.sqlite3").exists() and len(audit_rows(tmp_path)) == n:
+            break
+        await asyncio.sleep(0.1)
+    assert len(audit_rows(tmp_path)) == n
+
+
+async def test_audit_in_the_target_database_after_migrate(backend: Backend) -> None:
+    await migrations.upgrade(backend.url)
+    marker = f"m_{secrets.token_hex(4)}"
+    async with backend.client(audit_database_url=backend.url) as client:
+        for _ in range(5):
+            result = await client.call_tool("execute_query", {"query": f"SELECT 1 AS {marker}"})
+            assert not result.is_error, result.content
+        report = (await client.call_tool("health_check", {})).structured_content
+    assert report["audit"]["state"] == "ok"
+    engine = create_async_engine(async_url(backend.url))
+    try:
+        async with engine.connect() as conn:
+            count = (await conn.execute(
+                text("SELECT COUNT(*) FROM sqlgate_audit WHERE sql_text LIKE :m"), {"m": f"%{marker}%"}
+            )).scalar_one()
+    finally:
+        await engine.dispose()
+    assert count == 5
+
+
+@pytest.mark.parametrize("sink", ["unreachable", "no_table"])
+async def test_broken_sink_degrades_health_but_calls_succeed(tmp_path: Path, sink: str) -> None:
+    url = UNREACHABLE if sink == "unreachable" else f"sqlite:///{tmp_path / 'empty.sqlite3'}"
+    async with demo_client(tmp_path, audit_database_url=url) as client:
+        for i in range(3):
+            result = await client.call_tool("execute_query", {"query": "SELECT :i AS i", "parameters": {"i": i}})
+            assert not result.is_error, result.content
+        await asyncio.sleep(0.2)  # let the writer try
+        report = (await client.call_tool("health_check", {})).structured_content
+    assert report["status"] == "degraded"
+    assert report["audit"]["state"] == "broken" and report["audit"]["last_error"]
+    assert any("audit" in reason for reason in report["reasons"])
+    assert report["databases"][0]["status"] == "healthy"
+
+
+async def test_sink_that_comes_back_gets_the_kept_records(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'later.sqlite3'}"
+    async with demo_client(tmp_path, audit_database_url=url) as client:
+        await client.call_tool("execute_query", {"query": "SELECT 1 AS one"})
+        await asyncio.sleep(0.2)
+        assert (await client.call_tool("health_check", {})).structured_content["audit"]["state"] == "broken"
+        await migrations.upgrade(url)  # the operator fixes the sink
+    conn = sqlite3.connect(tmp_path / "later.sqlite3")
+    try:
+        # The first call and the health_check both reach the table once it exists.
+        assert conn.execute("SELECT COUNT(*) FROM sqlgate_audit").fetchone()[0] == 2
+    finally:
+        conn.close()
+
+
+async def test_audit_disabled_writes_nothing(tmp_path: Path) -> None:
+    async with demo_client(tmp_path, audit_enabled=False) as client:
+        await client.call_tool("execute_query", {"query": "SELECT 1 AS one"})
+        report = (await client.call_tool("health_check", {})).structured_content
+    assert report["audit"] == {"enabled": False, "state": "disabled"}
+    assert not (tmp_path / "audit.sqlite3").exists()
+
+
+def test_audit_head_constant_matches_the_migrations() -> None:
+    assert migrations.head("sqlgate") == audit.SQLGATE_AUDIT_HEAD
