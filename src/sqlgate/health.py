@@ -74,6 +74,7 @@ class DatabaseHealth(BaseModel):
     status: Status
     reasons: list[str]
     reachable: bool
+    connect_ms: float | None = None
     latency_ms: float | None = None
     dialect: str
     version: str | None = None
@@ -141,13 +142,25 @@ async def check_database(
         slow_queries=database.slow_queries,
         slow_query_ms=round(database.slow_query_s * 1000),
     )
+    # Probes use a connection of their own, not the pool: a saturated pool is reported
+    # as such instead of making the database look unreachable.
+    probe = _probe_engine(database)
+    try:
+        return await _check(database, probe, report, timeout_s, include_stats, test_operations)
+    finally:
+        if probe is not database.engine:
+            await probe.dispose()
+
+
+async def _check(
+    database: Database, probe: Any, report: DatabaseHealth, timeout_s: float, include_stats: bool,
+    test_operations: bool,
+) -> DatabaseHealth:
     reasons = report.reasons
     try:
-        report.latency_ms = await asyncio.wait_for(_ping(database), timeout_s)
+        report.connect_ms, report.latency_ms = await asyncio.wait_for(_ping(probe), timeout_s)
         report.reachable = True
-    except BaseException as exc:
-        if not isinstance(exc, Exception):
-            raise
+    except Exception as exc:  # noqa: BLE001 - reported, not raised
         reasons.append(f"{database.name}: unreachable: {_message(exc)}")
         report.status = "unhealthy"
         return report
@@ -164,14 +177,14 @@ async def check_database(
             reasons.append(f"{database.name}: pool saturated ({report.pool.checked_out} connections in use, "
                            f"{report.pool.waiting} calls waiting)")
     try:
-        report.tables = await asyncio.wait_for(_tables(database, include_stats), timeout_s)
+        report.tables = await asyncio.wait_for(_tables(database, probe, include_stats), timeout_s)
         missing = [t.name for t in report.tables if not t.exists]
         if missing:
             reasons.append(f"{database.name}: whitelisted table(s) missing: {', '.join(missing)}")
     except Exception as exc:  # noqa: BLE001
         reasons.append(f"{database.name}: table check failed: {_message(exc)}")
     try:
-        report.migrations = await asyncio.wait_for(_migrations(database), timeout_s)
+        report.migrations = await asyncio.wait_for(_migrations(database, probe), timeout_s)
         if report.migrations.state == "behind":
             reasons.append(
                 f"{database.name}: sqlgate migrations behind ({report.migrations.current} < "
@@ -189,14 +202,26 @@ async def check_database(
     return report
 
 
-async def _ping(database: Database) -> float:
-    """Connect (or take a pooled connection) and time one ``SELECT 1``."""
-    async with database.engine.connect() as conn:
-        started = time.perf_counter()
+def _probe_engine(database: Database) -> Any:
+    """An unpooled engine for the probes (the pool's own engine for in-memory SQLite)."""
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    url = database.engine.url
+    if url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"):
+        return database.engine
+    kwargs = database.driver.engine_kwargs(database.policy.read_only, database.policy.statement_timeout_ms)
+    return create_async_engine(url, poolclass=sa.pool.NullPool, **kwargs)
+
+
+async def _ping(engine: Any) -> tuple[float, float]:
+    """Connect, then time one ``SELECT 1`` round trip: (connect ms, latency ms)."""
+    started = time.perf_counter()
+    async with engine.connect() as conn:
+        connected = time.perf_counter()
         await conn.exec_driver_sql("SELECT 1")
-        elapsed = (time.perf_counter() - started) * 1000
+        elapsed = time.perf_counter() - connected
         await conn.rollback()
-    return round(elapsed, 3)
+    return round((connected - started) * 1000, 3), round(elapsed * 1000, 3)
 
 
 def pool_health(database: Database) -> PoolHealth:
@@ -218,7 +243,7 @@ def _split_name(entry: str, default_schema: str | None) -> tuple[str | None, str
     return (schema or None), name
 
 
-async def _tables(database: Database, include_stats: bool) -> list[TableHealth]:
+async def _tables(database: Database, engine: Any, include_stats: bool) -> list[TableHealth]:
     entries = list(database.policy.allowed_tables or ())
     if not entries:
         return []
@@ -243,7 +268,7 @@ async def _tables(database: Database, include_stats: bool) -> list[TableHealth]:
             found.append(health)
         return found
 
-    async with database.engine.connect() as conn:
+    async with engine.connect() as conn:
         try:
             return await conn.run_sync(probe)
         finally:
@@ -276,11 +301,11 @@ def _row_count(sync_conn: Any, backend: str, schema: str | None, name: str) -> t
     return int(exact or 0), False
 
 
-async def _migrations(database: Database) -> MigrationHealth:
+async def _migrations(database: Database, engine: Any) -> MigrationHealth:
     from sqlgate import migrations
 
     branch = migrations.DEMO_BRANCH if database.demo else migrations.SQLGATE_BRANCH
-    async with database.engine.connect() as conn:
+    async with engine.connect() as conn:
         try:
             revisions = await conn.run_sync(migrations.current_revisions)
         finally:

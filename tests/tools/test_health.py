@@ -11,8 +11,8 @@ from tests.conftest import Backend, unique
 UNREACHABLE = "postgresql://postgres@127.0.0.1:1/x"
 # Enough work to take a few milliseconds on every database.
 SLOW_SQL = (
-    "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 50000) "
-    "SELECT count(*) AS c FROM r"
+    "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 1000) "
+    "SELECT count(*) AS c FROM r AS a CROSS JOIN r AS b"
 )
 
 
@@ -160,3 +160,31 @@ async def test_demo_database_reports_its_migrations(tmp_path: Any) -> None:
     assert report["status"] == "healthy", report["reasons"]
     assert db["migrations"] == {"branch": "demo", "state": "current", "current": "demo_0001", "head": "demo_0001"}
     assert {t["name"]: t["rows"] for t in db["tables"]}["orders"] == 200
+
+
+async def test_saturated_pool_is_degraded_not_unreachable(tmp_path: Any) -> None:
+    import asyncio
+
+    from mcp import Client
+
+    from sqlgate.server.app import build_server
+    from sqlgate.settings import load_settings
+
+    settings = load_settings({
+        "data_dir": str(tmp_path), "pool_size": 1, "max_overflow": 0, "pool_timeout_s": 5,
+    })
+    # SQLite runs this for a few seconds while holding the pool's only connection.
+    long_sql = (
+        "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 30000000) "
+        "SELECT count(*) AS c FROM r"
+    )
+    async with Client(build_server(settings)) as client:
+        busy = asyncio.create_task(client.call_tool("execute_query", {"query": long_sql, "timeout_seconds": 4}))
+        await asyncio.sleep(0.3)
+        report = await health(client)
+        await busy
+    db = report["databases"][0]
+    assert db["reachable"] is True
+    assert db["pool"]["checked_out"] == 1 and db["pool"]["capacity"] == 1
+    assert report["status"] == "degraded"
+    assert any("pool saturated" in reason for reason in report["reasons"])
