@@ -146,6 +146,29 @@ class Settings(BaseSettings):
     transport: Transport = Field(default="stdio", description="stdio, sse or streamable-http")
     host: str = Field(default="127.0.0.1", description="HTTP bind address")
     port: int = Field(default=8000, ge=1, le=65535, description="HTTP port")
+    # HTTP security (see server/auth.py and server/transports.py)
+    auth_token: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, repr=False,
+        description="Bearer token(s) HTTP clients must send, comma-separated (none: no auth)",
+    )
+    auth_token_file: Path | None = Field(
+        default=None, description="File with bearer tokens, one per line (# comments allowed)"
+    )
+    allow_unauthenticated: bool = Field(
+        default=False, description="Serve HTTP on a non-loopback address without a token"
+    )
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="More Host header values accepted over HTTP (host:port, * wildcards)"
+    )
+    allowed_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="More Origin values accepted over HTTP (DNS-rebinding protection)"
+    )
+    stateless_http: bool = Field(
+        default=False, description="Streamable HTTP without sessions, for several processes behind a balancer"
+    )
+    shutdown_timeout_s: float = Field(
+        default=10.0, gt=0, description="On SIGTERM, how long in-flight HTTP calls may take to finish"
+    )
     # Logging
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Log level (logs go to stderr)"
@@ -168,7 +191,10 @@ class Settings(BaseSettings):
     )
     health_timeout_s: float = Field(default=3.0, gt=0, description="Time limit of each health probe")
 
-    @field_validator("allowed_tables", "denied_columns", "allowed_functions", "denied_functions", mode="before")
+    @field_validator(
+        "allowed_tables", "denied_columns", "allowed_functions", "denied_functions",
+        "auth_token", "allowed_hosts", "allowed_origins", mode="before",
+    )
     @classmethod
     def _lists(cls, value: object) -> object:
         return _split_csv(value)

@@ -26,6 +26,7 @@ from sqlgate.audit import client_name, start_audit, stop_audit
 from sqlgate.db.engines import open_databases
 from sqlgate.errors import InvalidArgument, SqlgateError
 from sqlgate.logging import get_logger, mask_secrets
+from sqlgate.server.auth import server_auth
 from sqlgate.settings import Settings
 from sqlgate.tools import TOOL_MODULES
 from sqlgate.tools.base import CallRecord, Runtime, compact_json, current_call
@@ -145,6 +146,7 @@ def build_server(settings: Settings) -> SqlgateServer:
         instructions=INSTRUCTIONS,
         lifespan=lifespan,
         log_level=settings.log_level,
+        **server_auth(settings),  # bearer tokens on HTTP; stdio needs none
     )
     server._sqlgate_after_call = []
     all_read_only = all(db.policy.read_only for db in settings.resolved_databases())

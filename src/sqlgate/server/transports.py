@@ -1,13 +1,26 @@
-"""Running the server on stdio, SSE or Streamable HTTP."""
+"""Running the server on stdio, SSE or Streamable HTTP.
+
+HTTP rules: bind 127.0.0.1 unless told otherwise; DNS-rebinding protection always on
+(foreign ``Host`` → 421, foreign ``Origin`` → 403; ``allowed_hosts``/``allowed_origins``
+add names); bearer tokens when configured (server/auth.py). A non-loopback bind without a
+token is refused unless ``allow_unauthenticated`` says so (then it is logged as a warning).
+On SIGTERM uvicorn stops accepting, lets in-flight calls finish for up to
+``shutdown_timeout_s``, then the lifespan closes the pools.
+"""
 
 from __future__ import annotations
 
 import ipaddress
+import math
+import signal
+from typing import Any
 
 from mcp.server.transport_security import TransportSecuritySettings
 
+from sqlgate.errors import ConfigError
 from sqlgate.logging import get_logger
 from sqlgate.server.app import build_server
+from sqlgate.server.auth import load_tokens
 from sqlgate.settings import Settings
 
 log = get_logger("sqlgate.server")
@@ -23,31 +36,73 @@ def is_loopback(host: str) -> bool:
 
 
 def transport_security(settings: Settings) -> TransportSecuritySettings:
-    """DNS-rebinding protection stays on: only the bound host names are accepted."""
+    """DNS-rebinding protection stays on: only the bound host names (and the configured ones) pass."""
     hosts = ["127.0.0.1:*", "localhost:*", "[::1]:*"]
-    if not is_loopback(settings.host):
+    if not is_loopback(settings.host) and settings.host not in ("0.0.0.0", "::"):  # noqa: S104
         hosts.append(f"{settings.host}:*")
+    hosts += [h for h in settings.allowed_hosts if h not in hosts]
+    origins = [f"http://{h}" for h in hosts] + [f"https://{h}" for h in hosts[3:]]
+    origins += [o for o in settings.allowed_origins if o not in origins]
     return TransportSecuritySettings(
         enable_dns_rebinding_protection=True,
         allowed_hosts=hosts,
-        allowed_origins=[f"http://{h}" for h in hosts],
+        allowed_origins=origins,
+    )
+
+
+def check_exposure(settings: Settings) -> bool:
+    """Whether HTTP requires a token; refuses a public bind without one unless allowed."""
+    authenticated = bool(load_tokens(settings))
+    if not is_loopback(settings.host) and not authenticated:
+        if not settings.allow_unauthenticated:
+            raise ConfigError(
+                f"refusing to serve {settings.transport} on {settings.host} without authentication",
+                "set SQLGATE_AUTH_TOKEN (or --auth-token-file), bind --host 127.0.0.1, or pass "
+                "--allow-unauthenticated if something in front of sqlgate authenticates",
+            )
+        log.warning(
+            "serving on a non-loopback address WITHOUT authentication (allow_unauthenticated)",
+            host=settings.host,
+        )
+    return authenticated
+
+
+def http_app(server: Any, settings: Settings) -> Any:
+    """The Starlette app for the configured HTTP transport."""
+    security = transport_security(settings)
+    if settings.transport == "sse":
+        return server.sse_app(transport_security=security, host=settings.host)
+    return server.streamable_http_app(
+        stateless_http=settings.stateless_http, transport_security=security, host=settings.host
     )
 
 
 def run(settings: Settings) -> None:
-    server = build_server(settings)
     if settings.transport == "stdio":
-        server.run("stdio")
+        build_server(settings).run("stdio")
         return
-    if not is_loopback(settings.host):
-        log.warning("binding to a non-loopback address", host=settings.host)
-    log.info("listening", transport=settings.transport, host=settings.host, port=settings.port)
-    if settings.transport == "sse":
-        server.run("sse", host=settings.host, port=settings.port, transport_security=transport_security(settings))
-    else:
-        server.run(
-            "streamable-http",
-            host=settings.host,
-            port=settings.port,
-            transport_security=transport_security(settings),
-        )
+    import uvicorn
+
+    authenticated = check_exposure(settings)
+    server = build_server(settings)
+    app = http_app(server, settings)
+    log.info(
+        "listening", transport=settings.transport, host=settings.host, port=settings.port,
+        auth="bearer" if authenticated else "none", stateless=settings.stateless_http,
+    )
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level.lower(),
+        timeout_graceful_shutdown=max(1, math.ceil(settings.shutdown_timeout_s)),
+        server_header=False,
+    )
+    # uvicorn handles SIGTERM (graceful, bounded), then re-raises it to the handler that was
+    # there before: make that one a no-op so a clean stop exits 0 (Docker, systemd).
+    previous = signal.signal(signal.SIGTERM, lambda *_: None)
+    try:
+        uvicorn.Server(config).run()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    log.info("stopped")
