@@ -72,6 +72,7 @@ MAX_QUEUE = 10_000  # calls waiting to be written; beyond it new records are dro
 MAX_PENDING = 10_000  # rows kept for a retry while the sink is broken
 BATCH = 500
 RETRY_S = 2.0
+FLUSH_S = 0.05  # gather a batch this long after the first record: one insert, not one per call
 CLOSE_TIMEOUT_S = 15.0
 _SQL_LIMIT = 1_000_000  # characters of SQL kept per record
 
@@ -143,11 +144,14 @@ class AuditLog:
         try:
             url = async_url(self.url)
             kwargs: dict[str, Any] = {"pool_pre_ping": True}
-            if url.get_backend_name() == "sqlite":
+            sqlite = url.get_backend_name() == "sqlite"
+            if sqlite:
                 kwargs["connect_args"] = {"timeout": 5}
             else:
                 kwargs |= {"pool_size": 1, "max_overflow": 1}
             self._engine = create_async_engine(url, **kwargs)
+            if sqlite:
+                sa.event.listen(self._engine.sync_engine, "connect", _sqlite_pragmas)
             if self.default_sink:
                 await self._prepare_default_sink()
             await self._check_table()
@@ -231,6 +235,12 @@ class AuditLog:
                 stop = True
             else:
                 batch.append(item)
+                if not self._closing.is_set():
+                    # Let a batch gather; a close() cuts the wait short.
+                    try:
+                        await asyncio.wait_for(self._closing.wait(), FLUSH_S)
+                    except TimeoutError:
+                        pass
             while len(batch) < BATCH and not self._queue.empty():
                 more = self._queue.get_nowait()
                 if more is None:
@@ -294,7 +304,6 @@ class AuditLog:
         path = Path(self.url.removeprefix("sqlite:///"))
         path.parent.mkdir(parents=True, exist_ok=True)
         async with self._engine.connect() as conn:
-            await conn.exec_driver_sql("PRAGMA journal_mode=WAL")
             revisions = await conn.run_sync(migrations.current_revisions)
         if SQLGATE_AUDIT_HEAD not in revisions:
             await migrations.upgrade(self.url, f"{migrations.SQLGATE_BRANCH}@head")
@@ -306,6 +315,15 @@ class AuditLog:
             raise RuntimeError(
                 f"table {AUDIT_TABLE} does not exist; run: sqlgate migrate upgrade --database-url <audit url>"
             )
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # WAL: readers (an operator's query) never block the writer. synchronous=NORMAL in
+    # WAL mode cannot corrupt the file; a power cut may lose the last batches.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
 
 
 SQLGATE_AUDIT_HEAD = "sqlgate_0001"  # the sqlgate branch's head; a test keeps it equal
