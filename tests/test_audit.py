@@ -131,7 +131,7 @@ async def test_audit_in_the_target_database_after_migrate(backend: Backend) -> N
             result = await client.call_tool("execute_query", {"query": f"SELECT 1 AS {marker}"})
             assert not result.is_error, result.content
         report = (await client.call_tool("health_check", {})).structured_content
-    assert report["audit"]["state"] == "ok"
+    assert report["audit"]["state"] == "ok" and report["audit"]["migrations"] == "current"
     engine = create_async_engine(async_url(backend.url))
     try:
         async with engine.connect() as conn:

@@ -112,6 +112,7 @@ class AuditStatus:
     pending_retry: int = 0
     dropped: int = 0
     last_error: str | None = None
+    migrations: str | None = None  # the sink's sqlgate branch: current | behind | not_installed
 
 
 class AuditLog:
@@ -127,6 +128,7 @@ class AuditLog:
         self.written = 0
         self.dropped = 0
         self.last_error: str | None = None
+        self.migrations: str | None = None
         self._queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(maxsize=MAX_QUEUE)
         self._pending: list[dict[str, Any]] = []
         self._engine: Any = None
@@ -219,6 +221,7 @@ class AuditLog:
             pending_retry=len(self._pending),
             dropped=self.dropped,
             last_error=self.last_error,
+            migrations=self.migrations,
         )
 
     # -- the writer -----------------------------------------------------------
@@ -309,11 +312,15 @@ class AuditLog:
             await migrations.upgrade(self.url, f"{migrations.SQLGATE_BRANCH}@head")
 
     async def _check_table(self) -> None:
+        from sqlgate import migrations
+
         async with self._engine.connect() as conn:
             exists = await conn.run_sync(lambda c: sa.inspect(c).has_table(AUDIT_TABLE))
+            revisions = await conn.run_sync(migrations.current_revisions)
+        self.migrations = (await asyncio.to_thread(migrations.branch_status, revisions)).state
         if not exists:
             raise RuntimeError(
-                f"table {AUDIT_TABLE} does not exist; run: sqlgate migrate upgrade --database-url <audit url>"
+                f"table {AUDIT_TABLE} does not exist; run: sqlgate migrate upgrade --audit"
             )
 
 

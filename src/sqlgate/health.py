@@ -96,6 +96,7 @@ class AuditHealth(BaseModel):
     pending_retry: int | None = None
     dropped: int | None = None
     last_error: str | None = None
+    migrations: str | None = None  # sqlgate's tables in the sink: current | behind | not_installed
 
 
 class HealthReport(BaseModel):
@@ -449,7 +450,7 @@ def audit_health(audit: AuditLog | None, enabled: bool) -> AuditHealth:
     return AuditHealth(
         enabled=True, sink=status.sink, state=status.state, written=status.written,
         queued=status.queued, pending_retry=status.pending_retry, dropped=status.dropped,
-        last_error=status.last_error,
+        last_error=status.last_error, migrations=status.migrations,
     )
 
 
@@ -459,6 +460,7 @@ async def probe_audit_sink(settings: Settings, timeout_s: float) -> AuditHealth:
 
     from sqlalchemy.ext.asyncio import create_async_engine
 
+    from sqlgate import migrations
     from sqlgate.audit import AUDIT_TABLE, sink_url
     from sqlgate.db.engines import async_url
 
@@ -473,16 +475,19 @@ async def probe_audit_sink(settings: Settings, timeout_s: float) -> AuditHealth:
     try:
         engine = create_async_engine(async_url(url), poolclass=sa.pool.NullPool)
 
-        async def has_table() -> bool:
+        async def inspect_sink() -> tuple[bool, list[str]]:
             async with engine.connect() as conn:
-                return bool(await conn.run_sync(lambda c: sa.inspect(c).has_table(AUDIT_TABLE)))
+                exists = bool(await conn.run_sync(lambda c: sa.inspect(c).has_table(AUDIT_TABLE)))
+                return exists, await conn.run_sync(migrations.current_revisions)
 
-        if not await asyncio.wait_for(has_table(), timeout_s):
+        exists, revisions = await asyncio.wait_for(inspect_sink(), timeout_s)
+        state = (await asyncio.to_thread(migrations.branch_status, revisions)).state
+        if not exists:
             return AuditHealth(
-                enabled=True, sink=shown, state="broken",
-                last_error=f"table {AUDIT_TABLE} does not exist; run: sqlgate migrate upgrade --database-url <audit url>",
+                enabled=True, sink=shown, state="broken", migrations=state,
+                last_error=f"table {AUDIT_TABLE} does not exist; run: sqlgate migrate upgrade --audit",
             )
-        return AuditHealth(enabled=True, sink=shown, state="ok")
+        return AuditHealth(enabled=True, sink=shown, state="ok", migrations=state)
     except Exception as exc:  # noqa: BLE001
         return AuditHealth(enabled=True, sink=shown, state="broken", last_error=_message(exc))
     finally:
@@ -510,6 +515,10 @@ async def check(
     statuses: list[str] = [result.status for result in results]
     if audit.state == "broken":
         reasons.append(f"audit log: the sink is broken ({audit.last_error}); tool calls go on, records wait")
+        statuses.append("degraded")
+    elif audit.migrations == "behind":
+        reasons.append("audit log: sqlgate's migrations are behind in the audit database; "
+                       "run: sqlgate migrate upgrade --audit")
         statuses.append("degraded")
     return HealthReport(
         status=_worst(statuses),

@@ -15,6 +15,7 @@ facade of an async connection (``run_sync``), so it works inside a running event
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,7 +53,9 @@ def alembic_config(url: str | None = None) -> Any:
     return config
 
 
+@functools.cache
 def script_directory() -> Any:
+    """The scripts shipped in the package (read once per process)."""
     from alembic.script import ScriptDirectory
 
     return ScriptDirectory.from_config(alembic_config())
