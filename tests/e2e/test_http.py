@@ -102,7 +102,9 @@ def authed(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Served]:
     token_file = tmp_path / "tokens"
     token_file.write_text(f"# sqlgate tokens\n{OTHER_TOKEN}\n")
     served = start(
-        tmp_path, request.param, "--auth-token-file", str(token_file), env={"SQLGATE_AUTH_TOKEN": TOKEN}
+        tmp_path, request.param, "--auth-token-file", str(token_file),
+        "--allowed-hosts", "db.example:*", "--allowed-origins", "https://app.example",
+        env={"SQLGATE_AUTH_TOKEN": TOKEN},
     )
     yield served
     stop(served)
@@ -128,6 +130,10 @@ def test_401_without_or_with_a_wrong_token(authed: Served) -> None:
     wrong = raw_request(authed, {"Authorization": f"Bearer {TOKEN}x"})
     assert wrong.status_code == 401
     assert TOKEN not in authed.log.read_text()
+    if authed.transport == "sse":  # the message endpoint is guarded too, not only the stream
+        with httpx2.Client(timeout=10) as http:
+            post = http.post(f"http://127.0.0.1:{authed.port}/messages/?session_id=0", json={})
+        assert post.status_code == 401
 
 
 def test_foreign_host_header_gets_421(authed: Served) -> None:
@@ -135,6 +141,14 @@ def test_foreign_host_header_gets_421(authed: Served) -> None:
     assert response.status_code == 421
     ok_host = raw_request(authed, {"Authorization": f"Bearer {TOKEN}", "Host": f"localhost:{authed.port}"})
     assert ok_host.status_code not in (401, 421)
+    configured = raw_request(authed, {"Authorization": f"Bearer {TOKEN}", "Host": "db.example:443"})
+    assert configured.status_code not in (401, 421)  # --allowed-hosts
+
+
+def test_foreign_origin_gets_403(authed: Served) -> None:
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    assert raw_request(authed, {**auth, "Origin": "http://evil.example"}).status_code == 403
+    assert raw_request(authed, {**auth, "Origin": "https://app.example"}).status_code not in (401, 403, 421)
 
 
 async def test_tool_call_with_token(authed: Served) -> None:
