@@ -178,6 +178,17 @@ def test_public_bind_without_auth_is_refused(tmp_path: Path) -> None:
     assert "without authentication" in done.stderr and "--allow-unauthenticated" in done.stderr
 
 
+async def test_public_bind_with_allow_unauthenticated_warns(tmp_path: Path) -> None:
+    served = start(tmp_path, "streamable-http", "--host", "0.0.0.0", "--allow-unauthenticated")
+    try:
+        async with served.client(None) as client:
+            result = await client.call_tool("execute_query", {"query": "SELECT count(*) FROM http_items"})
+        assert result.structured_content["rows"] == [[2]]
+        assert "WITHOUT authentication" in served.log.read_text()
+    finally:
+        stop(served)
+
+
 def test_weak_token_is_refused(tmp_path: Path) -> None:
     done = subprocess.run(
         [SQLGATE, "serve", "--transport", "streamable-http", "--port", str(free_port()),
