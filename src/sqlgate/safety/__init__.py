@@ -16,7 +16,7 @@ from sqlglot import exp
 from sqlglot.errors import ErrorLevel
 
 from sqlgate.errors import PolicyViolation
-from sqlgate.safety import explain, functions, parse, rules, tables
+from sqlgate.safety import columns, explain, functions, parse, rules, tables
 from sqlgate.safety.policy import Mode, Policy
 from sqlgate.safety.verdict import Verdict
 
@@ -46,11 +46,22 @@ def _check_cached(sql: str, dialect: str, policy: Policy) -> Verdict | PolicyVio
         return _check(sql, dialect, policy)
     except PolicyViolation as violation:
         return violation
+    except RecursionError:
+        return PolicyViolation(
+            "the query is too deeply nested to analyse", "flatten the query", code="QUERY_TOO_COMPLEX"
+        )
+    except Exception as exc:  # noqa: BLE001 - what cannot be analysed is denied (fail closed)
+        return PolicyViolation(
+            f"sqlgate could not analyse this query ({type(exc).__name__})",
+            "simplify the query; sqlgate only runs SQL it fully understands",
+            code="PARSE_ERROR",
+        )
 
 
 def _check(sql: str, dialect: str, policy: Policy) -> Verdict:
     parse.guard_size(sql, policy.max_query_length)
-    statements = parse.parse(sql, dialect)
+    parse.guard_differentials(sql, dialect)
+    statements = [rules.unwrap(s) for s in parse.parse(sql, dialect)]
     if len(statements) > 1 and not policy.allow_multi_statement:
         raise PolicyViolation(
             f"the query holds {len(statements)} statements; one is allowed per call",
@@ -77,7 +88,7 @@ def _check(sql: str, dialect: str, policy: Policy) -> Verdict:
                     "split it into separate calls",
                     code="MULTI_STATEMENT",
                 )
-            inner = inner_statements[0]
+            inner = rules.unwrap(inner_statements[0])
             prefix = f"EXPLAIN {options} ".replace("  ", " ")
         elif isinstance(statement, exp.Describe):
             explain.check_describe(statement)
@@ -91,7 +102,8 @@ def _check(sql: str, dialect: str, policy: Policy) -> Verdict:
         )
         names = tables.referenced_tables(inner, dialect)
         tables.check_tables(names, whitelist, policy.default_schema, dialect)
-        for placeholder in _placeholders(inner):
+        columns.check_columns(inner, dialect, policy.denied_columns, policy.default_schema)
+        for placeholder in _placeholders(inner, dialect):
             if placeholder not in placeholders:
                 placeholders.append(placeholder)
         if prefix or inner is not statement:
@@ -122,17 +134,33 @@ def _is_describe_table(statement: exp.Expr) -> bool:
     return isinstance(statement, exp.Describe) and isinstance(statement.this, exp.Table)
 
 
-def _placeholders(statement: exp.Expr) -> list[str]:
+def _placeholders(statement: exp.Expr, dialect: str) -> list[str]:
+    """Named ``:name`` placeholders (PostgreSQL also reads ``%(name)s`` as one)."""
     names = []
     for node in statement.find_all(exp.Placeholder, exp.Parameter):
         name = node.name if isinstance(node, exp.Placeholder) else ""
         if not name:
+            if dialect == "mysql" and isinstance(node, exp.Parameter):
+                raise PolicyViolation(
+                    f"session and system variables ({node.sql(dialect)}) are not available",
+                    "use :name placeholders for values and pass them in `parameters`",
+                    code="STATEMENT_NOT_ALLOWED",
+                )
             raise PolicyViolation(
-                f"positional placeholder {node.sql()} is not supported",
+                f"placeholder {node.sql(dialect)} is not supported",
                 "use named placeholders like :customer_id and pass parameters as an object",
                 code="PARSE_ERROR",
             )
         names.append(name)
+    if dialect == "sqlite":
+        for column in statement.find_all(exp.Column):
+            ident = column.this
+            if isinstance(ident, exp.Identifier) and not ident.quoted and str(ident.this)[:1] in "$@":
+                raise PolicyViolation(
+                    f"placeholder {ident.this} is not supported",
+                    "use named placeholders like :customer_id and pass parameters as an object",
+                    code="PARSE_ERROR",
+                )
     return names
 
 

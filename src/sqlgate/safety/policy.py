@@ -55,4 +55,6 @@ class Policy(BaseModel):
 
     @property
     def read_only(self) -> bool:
-        return self.mode is Mode.READ_ONLY
+        # Fail closed: anything but exactly read_write (even a plain string set through
+        # model_copy, which skips validation) is read-only.
+        return self.mode != Mode.READ_WRITE

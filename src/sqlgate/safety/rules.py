@@ -1,7 +1,10 @@
 """The statement rules: what kinds of statements each mode allows, and hidden writes.
 
 Each rule is a small pure function over one parsed statement. They run in order from
-``safety.check``; the first violation raises.
+``safety.check``; the first violation raises. Kinds are an allowlist: whatever sqlglot
+parses into anything else — DDL, DCL, transaction control, SET/RESET/USE, COPY, PRAGMA,
+ATTACH, SHOW, an opaque ``Command``, or a bare word it took for a column or an alias
+(``START TRANSACTION``, ``LISTEN x``, ``CHECKPOINT``) — is denied.
 """
 
 from __future__ import annotations
@@ -26,37 +29,73 @@ WRITE_KINDS: dict[type[exp.Expr], str] = {
 }
 _DML = tuple(WRITE_KINDS)
 
+_TRANSACTION_WORDS = {
+    "BEGIN", "START", "COMMIT", "END", "ROLLBACK", "ABORT", "SAVEPOINT", "RELEASE", "XA",
+    "PREPARE", "TRANSACTION",
+}
+_SESSION_WORDS = {"SET", "RESET", "USE", "DISCARD", "LOAD", "INSTALL", "UNINSTALL"}
+_SCHEMA_INFO_WORDS = {"SHOW", "DESCRIBE", "DESC", "PRAGMA"}
+_DDL_WORDS = {"CREATE", "ALTER", "DROP", "TRUNCATE", "RENAME", "COMMENT", "GRANT", "REVOKE", "REFRESH", "REINDEX"}
+_DDL_NODES = (exp.Create, exp.Drop, exp.Alter, exp.TruncateTable, exp.Grant, exp.Comment)
+
+
+def unwrap(statement: exp.Expr) -> exp.Expr:
+    """``(SELECT ...)`` at the top is the SELECT."""
+    while isinstance(statement, exp.Subquery) and not statement.args.get("alias"):
+        inner = statement.this
+        if not isinstance(inner, exp.Query):
+            break
+        statement = inner
+    return statement
+
 
 def statement_kind(statement: exp.Expr) -> str:
     """The kind of an allowed statement, or a STATEMENT_NOT_ALLOWED denial."""
     kind = READ_KINDS.get(type(statement)) or WRITE_KINDS.get(type(statement))
     if kind:
         return kind
-    described = _describe(statement)
-    raise PolicyViolation(
-        f"{described} statements are not allowed",
-        "sqlgate runs queries (SELECT, VALUES, EXPLAIN) and, in read_write mode, "
-        "INSERT/UPDATE/DELETE/MERGE; schema changes, transaction control, session "
-        "settings and administrative commands are never allowed (use transaction_manager "
-        "for transactions)",
-        code="STATEMENT_NOT_ALLOWED",
-    )
+    word = leading_word(statement)
+    raise PolicyViolation(f"{word} statements are not allowed", _kind_hint(word, statement), code="STATEMENT_NOT_ALLOWED")
 
 
-def _describe(statement: exp.Expr) -> str:
+def leading_word(statement: exp.Expr) -> str:
     if isinstance(statement, exp.Command):
         return str(statement.this).upper()
-    return type(statement).__name__.upper()
+    try:
+        text = statement.sql(comments=False)
+    except Exception:  # noqa: BLE001 - only used for the message
+        text = ""
+    words = text.split()
+    return words[0].upper() if words else type(statement).__name__.upper()
+
+
+def _kind_hint(word: str, statement: exp.Expr) -> str:
+    if word in _TRANSACTION_WORDS or isinstance(statement, (exp.Transaction, exp.Commit, exp.Rollback)):
+        return ("sqlgate owns transactions: use the transaction_manager tool to run several "
+                "statements atomically")
+    if word in _SESSION_WORDS or isinstance(statement, (exp.Set, exp.Use)):
+        return "session settings, roles and the current database are fixed by the operator"
+    if word in _SCHEMA_INFO_WORDS or isinstance(statement, (exp.Show, exp.Pragma)):
+        return "use the describe_schema tool to see tables and columns"
+    if word in _DDL_WORDS or isinstance(statement, _DDL_NODES):
+        return "sqlgate never changes the schema or permissions; ask the operator"
+    if word == "REPLACE":
+        return ("use INSERT ... ON CONFLICT (PostgreSQL, SQLite) or INSERT ... ON DUPLICATE KEY "
+                "UPDATE (MySQL) for an upsert")
+    if word == "EXPLAIN":
+        return "EXPLAIN a single SELECT without ANALYZE"
+    return ("sqlgate runs queries (SELECT, VALUES, TABLE x, EXPLAIN) and, in read_write mode, "
+            "INSERT/UPDATE/DELETE/MERGE; administrative commands are never allowed")
 
 
 def check_mode(statement: exp.Expr, kind: str, policy: Policy) -> bool:
     """Deny writes in read_only mode; return whether the statement writes."""
-    writes = kind in WRITE_KINDS.values() or any(
-        isinstance(node, _DML) for node in statement.find_all(*_DML)
-    )
+    writes = kind in WRITE_KINDS.values() or statement.find(*_DML) is not None
     if writes and policy.read_only:
+        hidden = kind not in WRITE_KINDS.values()
         raise PolicyViolation(
-            f"{kind.upper()} writes data and this database is read-only",
+            (f"the {kind.upper()} holds a data-modifying statement and this database is read-only"
+             if hidden else f"{kind.upper()} writes data and this database is read-only"),
             "only queries are allowed here; ask the operator for read_write mode if you "
             "must change data",
             code="WRITE_NOT_ALLOWED",
@@ -65,7 +104,7 @@ def check_mode(statement: exp.Expr, kind: str, policy: Policy) -> bool:
 
 
 def check_hidden_effects(statement: exp.Expr, policy: Policy) -> None:
-    """Things inside a statement that act like DDL, DCL or locks."""
+    """Things inside a statement that act like DDL, DCL, session changes or locks."""
     for node in statement.walk():
         if isinstance(node, exp.Command):
             raise PolicyViolation(
@@ -75,39 +114,51 @@ def check_hidden_effects(statement: exp.Expr, policy: Policy) -> None:
             )
         if isinstance(node, exp.Select) and node.args.get("into"):
             raise PolicyViolation(
-                "SELECT ... INTO creates a table or writes a file",
-                "select the rows without INTO",
+                "SELECT ... INTO creates a table, sets variables or writes a file",
+                "select the rows without INTO; sqlgate returns them to you",
                 code="STATEMENT_NOT_ALLOWED",
             )
         if isinstance(node, exp.Into):
             raise PolicyViolation(
-                "INTO inside a query writes a table or a file",
+                "INTO inside a query writes a table, variables or a file",
                 "select the rows without INTO",
                 code="STATEMENT_NOT_ALLOWED",
             )
         if isinstance(node, exp.Lock) and policy.read_only:
             raise PolicyViolation(
-                "locking clauses (FOR UPDATE / FOR SHARE) are not allowed in read_only mode",
+                "locking clauses (FOR UPDATE / FOR SHARE / LOCK IN SHARE MODE) are not allowed "
+                "in read_only mode",
                 "remove the locking clause",
                 code="STATEMENT_NOT_ALLOWED",
             )
-        if isinstance(node, (exp.Create, exp.Drop, exp.Alter, exp.TruncateTable)):
+        if isinstance(node, _DDL_NODES):
             raise PolicyViolation(
                 "schema changes are not allowed",
                 "sqlgate never runs DDL",
                 code="STATEMENT_NOT_ALLOWED",
             )
+        if isinstance(node, exp.PropertyEQ) and isinstance(node.this, exp.Parameter):
+            # MySQL ``SELECT @v := ...``: changes session state.
+            raise PolicyViolation(
+                "assigning session variables (@name := ...) is not allowed",
+                "compute the value in the query itself, e.g. with a CTE or a window function",
+                code="STATEMENT_NOT_ALLOWED",
+            )
 
 
 def check_unbounded_write(statement: exp.Expr, kind: str, policy: Policy) -> None:
-    if policy.allow_unbounded_writes or kind not in ("update", "delete"):
+    """UPDATE/DELETE need a WHERE that names rows (``WHERE 1=1`` does not), also inside CTEs."""
+    if policy.allow_unbounded_writes:
         return
-    if not statement.args.get("where"):
-        raise PolicyViolation(
-            f"{kind.upper()} without WHERE changes every row of the table",
-            "add a WHERE clause naming the rows to change",
-            code="UNBOUNDED_WRITE",
-        )
+    for node in statement.find_all(exp.Update, exp.Delete):
+        where = node.args.get("where")
+        if where is None or where.find(exp.Column) is None:
+            word = "UPDATE" if isinstance(node, exp.Update) else "DELETE"
+            raise PolicyViolation(
+                f"{word} without a WHERE condition on columns changes every row of the table",
+                "add a WHERE clause naming the rows to change (e.g. WHERE id = :id)",
+                code="UNBOUNDED_WRITE",
+            )
 
 
 def apply_row_cap(statement: exp.Expr, cap: int) -> bool:

@@ -129,11 +129,17 @@ def check_tables(
         if _allowed(table, whitelist, default):
             continue
         shown = sorted(t.qualified() for t in whitelist)
-        raise PolicyViolation(
-            f"table {table.qualified()} is not allowed",
-            ("allowed tables: " + ", ".join(shown)) if shown else "no tables are whitelisted",
-            code="TABLE_NOT_ALLOWED",
-        )
+        hint = ("allowed tables: " + ", ".join(shown)) if shown else "no tables are whitelisted"
+        if _is_catalog(table):
+            hint = "system catalogs are not available; use the describe_schema tool. " + hint
+        raise PolicyViolation(f"table {table.qualified()} is not allowed", hint, code="TABLE_NOT_ALLOWED")
+
+
+_CATALOG_SCHEMAS = {"pg_catalog", "information_schema", "mysql", "performance_schema", "sys", "pg_toast"}
+
+
+def _is_catalog(table: TableName) -> bool:
+    return (table.schema or "").lower() in _CATALOG_SCHEMAS or table.name.lower().startswith(("pg_", "sqlite_"))
 
 
 def _allowed(table: TableName, whitelist: frozenset[TableName], default: str | None) -> bool:
