@@ -116,6 +116,14 @@ class GuardedTransaction:
             await self.rollback()
             raise
 
+    @property
+    def connection(self) -> Any:
+        """The driver connection of this transaction, for sqlgate's own fixed SQL around a
+        verdict (query_optimization's EXPLAIN wrapper); never for agent-supplied text."""
+        if not self.active:
+            raise InvalidArgument("the transaction is no longer active", "start a new one")
+        return self._conn
+
     async def commit(self) -> None:
         if not self.active:
             return

@@ -4,4 +4,7 @@ TOOL_MODULES = (
     "sqlgate.tools.execute_query",
     "sqlgate.tools.schema",
     "sqlgate.tools.health",
+    "sqlgate.tools.bulk_insert",
+    "sqlgate.tools.transactions",
+    "sqlgate.tools.optimize",
 )

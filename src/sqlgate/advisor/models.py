@@ -1,0 +1,82 @@
+"""The shapes query_optimization returns: plan summary, complexity, findings, index advice."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+Severity = Literal["high", "medium", "low", "info"]
+# What a scan does, in one vocabulary for every database.
+Access = Literal["full_scan", "index_scan", "index_only_scan", "full_index_scan", "const", "other"]
+
+
+class Scan(BaseModel):
+    table: str
+    access: Access
+    detail: str = Field(description="the database's own name for the access (Seq Scan, ALL, SCAN, ...)")
+    index: str | None = None
+    estimated_rows: float | None = None
+    actual_rows: float | None = None
+
+
+class Join(BaseModel):
+    method: str
+    tables: list[str] = Field(default_factory=list)
+
+
+class Sort(BaseModel):
+    keys: list[str] = Field(default_factory=list)
+    method: str | None = None
+    uses_temp: bool = Field(default=False, description="spills to disk or a temporary table")
+
+
+class PlanSummary(BaseModel):
+    database: str
+    analyzed: bool = False
+    total_cost: float | None = None
+    estimated_rows: float | None = None
+    actual_rows: float | None = None
+    actual_time_ms: float | None = None
+    scans: list[Scan] = Field(default_factory=list)
+    joins: list[Join] = Field(default_factory=list)
+    sorts: list[Sort] = Field(default_factory=list)
+    temp_usage: list[str] = Field(default_factory=list)
+    raw: Any = None
+
+    def scans_of(self, table: str) -> list[Scan]:
+        lowered = table.lower()
+        return [s for s in self.scans if s.table.lower() == lowered]
+
+
+class Complexity(BaseModel):
+    level: Literal["simple", "moderate", "complex"]
+    features: dict[str, int]
+
+
+class Finding(BaseModel):
+    code: str
+    severity: Severity
+    message: str
+    hint: str
+    table: str | None = None
+    source: Literal["ast", "plan", "ast+plan"] = "ast"
+
+
+class IndexSuggestion(BaseModel):
+    table: str
+    columns: list[str]
+    create_statement: str = Field(description="never executed by sqlgate; run it yourself if you agree")
+    reason: str
+    verified: bool | None = Field(
+        default=None, description="true: the planner used it and the plan got cheaper; null: not checked"
+    )
+    verification: str = ""
+    cost_before: float | None = None
+    cost_after: float | None = None
+
+
+class CoveredIndex(BaseModel):
+    table: str
+    columns: list[str]
+    existing_index: str
