@@ -63,3 +63,18 @@ class ConfigError(SqlgateError):
     """Bad configuration, found at start-up."""
 
     code = "CONFIG_ERROR"
+
+
+class OperationFailed(SqlgateError):
+    """A failure inside a multi-step write (a batch, an operation), with where it happened.
+
+    Keeps the cause's code and hint; ``details`` (e.g. ``failed_operation``,
+    ``committed: false``) are added to the error body the agent receives.
+    """
+
+    def __init__(self, cause: SqlgateError, message: str, details: dict[str, Any]) -> None:
+        super().__init__(message, cause.hint, code=cause.code)
+        self.details = details
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), **self.details}

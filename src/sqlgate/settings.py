@@ -190,6 +190,20 @@ class Settings(BaseSettings):
         default=1000, ge=1, description="Statements slower than this count as slow in health_check"
     )
     health_timeout_s: float = Field(default=3.0, gt=0, description="Time limit of each health probe")
+    # bulk_insert and transaction_manager
+    bulk_max_records: int = Field(
+        default=100_000, ge=1, le=10_000_000, description="Most records one bulk_insert call may send"
+    )
+    bulk_max_payload_bytes: int = Field(
+        default=64 * 1024 * 1024, ge=1024, description="Largest bulk_insert payload (records as JSON), in bytes"
+    )
+    transaction_idle_timeout_s: float = Field(
+        default=30.0, gt=0, le=3600,
+        description="An interactive transaction idle this long is rolled back and its connection freed",
+    )
+    max_open_transactions: int = Field(
+        default=5, ge=1, le=1000, description="Most interactive transactions open at once per server"
+    )
 
     @field_validator(
         "allowed_tables", "denied_columns", "allowed_functions", "denied_functions",

@@ -136,6 +136,9 @@ def build_server(settings: Settings) -> SqlgateServer:
         try:
             yield runtime
         finally:
+            transactions = runtime.extras.get("transactions")
+            if transactions is not None:  # interactive transactions still open: roll back
+                await transactions.close()
             await stop_audit(audit, server)
             await databases.close()
             log.info("sqlgate stopped; pools closed")

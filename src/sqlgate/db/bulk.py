@@ -1,0 +1,321 @@
+"""bulk_insert's statement builder and the per-driver fast paths that run it.
+
+The INSERT is built by sqlgate from reflected identifiers (quoted by sqlglot), checked by
+``safety.check`` like any agent SQL, and then run the fastest way each driver offers for
+many rows of the same shape:
+
+* PostgreSQL: ``COPY`` (asyncpg ``copy_records_to_table``) for ``on_conflict=error``, in
+  the surrounding transaction, so still all-or-nothing; multi-row ``VALUES … ON CONFLICT
+  … RETURNING (xmax = 0)`` otherwise, which also tells inserted from updated rows.
+* MySQL/MariaDB: multi-row ``VALUES`` with the driver's own escaping (what pymysql's
+  ``executemany`` does), ``INSERT IGNORE`` / ``ON DUPLICATE KEY UPDATE``; counts from the
+  server's ``Records: N  Duplicates: D`` info and the affected-rows count.
+* SQLite: ``executemany`` with ``ON CONFLICT``; counts from ``total_changes``.
+
+The multi-row forms repeat the checked statement's ``VALUES`` tuple of placeholders and
+nothing else, the same rewrite drivers do for ``executemany``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from sqlglot import exp
+
+from sqlgate import safety
+from sqlgate.db.dialects import _deadline, _mysql_literal, _pg_param, bind
+from sqlgate.errors import SqlgateError
+
+if TYPE_CHECKING:
+    from sqlgate.db.engines import Database
+    from sqlgate.db.schema import TableInfo
+    from sqlgate.safety.verdict import Verdict
+
+ON_CONFLICT = ("error", "ignore", "update")
+_PG_MAX_PARAMS = 32_767
+_MYSQL_MAX_STATEMENT = 1_000_000  # bytes per statement, below the default max_allowed_packet
+_MYSQL_INFO = re.compile(rb"Records:\s*(\d+)\s+Duplicates:\s*(\d+)")
+
+
+@dataclass
+class Counts:
+    inserted: int = 0
+    updated: int = 0
+    skipped: int = 0
+
+    def add(self, other: Counts) -> None:
+        self.inserted += other.inserted
+        self.updated += other.updated
+        self.skipped += other.skipped
+
+
+@dataclass(frozen=True)
+class InsertPlan:
+    """One column set of one call: the checked statement and how to run it."""
+
+    database: Database
+    table: TableInfo
+    columns: tuple[str, ...]
+    on_conflict: str
+    conflict_columns: tuple[str, ...]
+    update_columns: tuple[str, ...]
+    verdict: Verdict
+
+    @property
+    def upsert(self) -> bool:
+        return self.on_conflict == "update" and bool(self.update_columns)
+
+
+def _ident(name: str) -> exp.Identifier:
+    return exp.to_identifier(name, quoted=True)
+
+
+def build_insert(
+    database: Database,
+    table: TableInfo,
+    columns: Sequence[str],
+    on_conflict: str,
+    conflict_columns: Sequence[str],
+    update_columns: Sequence[str],
+) -> InsertPlan:
+    """The single-row INSERT for ``columns`` (reflected names), checked by safety.check."""
+    dialect = database.dialect
+    target = exp.Table(this=_ident(table.name), db=_ident(table.schema) if table.schema else None)
+    row = exp.Tuple(expressions=[exp.Placeholder(this=f"p{i}") for i in range(len(columns))])
+    statement = exp.Insert(
+        this=exp.Schema(this=target, expressions=[_ident(c) for c in columns]),
+        expression=exp.Values(expressions=[row]),
+    )
+    upsert = on_conflict == "update" and bool(update_columns)
+    if dialect == "mysql":
+        if on_conflict == "ignore" or (on_conflict == "update" and not upsert):
+            statement.set("ignore", True)
+        elif upsert:
+            # VALUES(col) is the row that was refused: MariaDB and MySQL both accept it.
+            sets = [
+                exp.EQ(this=exp.column(_ident(c)), expression=exp.Anonymous(this="VALUES", expressions=[_ident(c)]))
+                for c in update_columns
+            ]
+            statement.set("conflict", exp.OnConflict(duplicate=True, expressions=sets, action=exp.var("UPDATE")))
+    elif on_conflict != "error":
+        keys = [_ident(c) for c in conflict_columns]
+        if upsert:
+            sets = [
+                exp.EQ(this=exp.column(_ident(c)), expression=exp.column(_ident(c), table=_ident("excluded")))
+                for c in update_columns
+            ]
+            conflict = exp.OnConflict(conflict_keys=keys, action=exp.var("DO UPDATE"), expressions=sets)
+        else:
+            conflict = exp.OnConflict(conflict_keys=keys, action=exp.var("DO NOTHING"))
+        statement.set("conflict", conflict)
+        if dialect == "postgres":
+            # xmax is 0 for a row this statement inserted, the updater's id for one it updated.
+            flag = exp.alias_(exp.EQ(this=exp.column("xmax"), expression=exp.Literal.number(0)), "inserted")
+            statement.set("returning", exp.Returning(expressions=[flag]))
+    sql = statement.sql(dialect=dialect, comments=False)
+    verdict = safety.check(sql, dialect, database.policy)
+    return InsertPlan(
+        database, table, tuple(columns), on_conflict, tuple(conflict_columns), tuple(update_columns), verdict
+    )
+
+
+def _template(plan: InsertPlan, marker: Callable[[int], str]) -> tuple[str, str]:
+    """(prefix, suffix) around the checked statement's one VALUES tuple, with markers."""
+    statement = plan.verdict.expressions[0]
+    n = len(plan.columns)
+    names = {f"p{i}": i for i in range(n)}
+    sql = bind(statement, plan.database.dialect, dict.fromkeys(names), lambda name: marker(names[name]))
+    row = "(" + ", ".join(marker(i) for i in range(n)) + ")"
+    prefix, found, suffix = sql.partition(row)
+    if not found or row in suffix:
+        raise SqlgateError("sqlgate could not prepare the bulk INSERT", "report this with the table's definition")
+    return prefix, suffix
+
+
+# --------------------------------------------------------------------- PostgreSQL
+
+
+def _pg_converter(pg_type: str) -> Callable[[Any], Any]:
+    # Fast paths for the values JSON already gives in the right type; the rest as
+    # execute_query converts parameters (dates from ISO strings, numerics, uuids...).
+    native: tuple[type, ...] = ()
+    if pg_type in ("int2", "int4", "int8"):
+        native = (int,)
+    elif pg_type in ("text", "varchar", "bpchar", "name"):
+        native = (str,)
+    elif pg_type in ("float4", "float8"):
+        native = (float,)
+    elif pg_type == "bool":
+        native = (bool,)
+
+    def convert(value: Any) -> Any:
+        if value is None or type(value) in native:
+            return value
+        return _pg_param(value, pg_type)
+
+    return convert
+
+
+async def _pg_converters(plan: InsertPlan, conn: Any) -> list[Callable[[Any], Any]]:
+    cached = plan.database.info.setdefault("bulk_pg_types", {})
+    key = (plan.table.schema, plan.table.name, plan.columns)
+    types = cached.get(key)
+    if types is None:
+        prefix, suffix = _template(plan, lambda i: f"${i + 1}")
+        row = "(" + ", ".join(f"${i + 1}" for i in range(len(plan.columns))) + ")"
+        prepared = await conn.prepare(prefix + row + suffix)
+        types = cached[key] = [t.name for t in prepared.get_parameters()]
+    return [_pg_converter(t) for t in types]
+
+
+async def _pg_insert(plan: InsertPlan, conn: Any, rows: list[tuple[Any, ...]], timeout_s: float) -> Counts:
+    converters = await _pg_converters(plan, conn)
+    pairs = list(zip(converters, range(len(plan.columns)), strict=True))
+    records = [tuple(convert(row[i]) for convert, i in pairs) for row in rows]
+    if plan.on_conflict == "error":
+        status = await conn.copy_records_to_table(
+            plan.table.name, records=records, columns=list(plan.columns),
+            schema_name=plan.table.schema, timeout=timeout_s,
+        )
+        copied = status.rsplit(" ", 1)[-1]
+        return Counts(inserted=int(copied) if copied.isdigit() else len(records))
+    prefix, suffix = _template(plan, lambda i: f"${i + 1}")
+    n = len(plan.columns)
+    per_statement = max(1, _PG_MAX_PARAMS // n)
+    key_at = [plan.columns.index(c) for c in plan.conflict_columns]
+    counts = Counts()
+    for chunk in _pg_chunks(records, per_statement, key_at if plan.upsert else None):
+        marks = ", ".join(
+            "(" + ", ".join(f"${r * n + c + 1}" for c in range(n)) + ")" for r in range(len(chunk))
+        )
+        args = [value for record in chunk for value in record]
+        returned = await conn.fetch(prefix + marks + suffix, *args, timeout=timeout_s)
+        inserted = sum(1 for r in returned if r[0])
+        counts.add(Counts(inserted, len(returned) - inserted, len(chunk) - len(returned)))
+    return counts
+
+
+def _pg_chunks(
+    records: list[tuple[Any, ...]], size: int, key_at: list[int] | None
+) -> list[list[tuple[Any, ...]]]:
+    """Statements of at most ``size`` rows; with ``key_at``, a repeated conflict key starts
+    a new statement (ON CONFLICT DO UPDATE cannot touch one row twice in one statement)."""
+    chunks: list[list[tuple[Any, ...]]] = []
+    current: list[tuple[Any, ...]] = []
+    seen: set[Any] = set()
+    for record in records:
+        key = tuple(_hashable(record[i]) for i in key_at) if key_at else None
+        if current and (len(current) >= size or (key is not None and key in seen)):
+            chunks.append(current)
+            current, seen = [], set()
+        current.append(record)
+        if key is not None:
+            seen.add(key)
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+def _hashable(value: Any) -> Any:
+    return json.dumps(value, sort_keys=True, default=str) if isinstance(value, (dict, list)) else value
+
+
+# ----------------------------------------------------------------- MySQL / MariaDB
+
+
+async def _mysql_insert(plan: InsertPlan, conn: Any, rows: list[tuple[Any, ...]], timeout_s: float) -> Counts:
+    import asyncio
+
+    from pymysql.constants import CLIENT
+
+    prefix, suffix = _template(plan, lambda i: "%s")
+    found_rows = bool(getattr(conn, "client_flag", 0) & CLIENT.FOUND_ROWS)
+    counts = Counts()
+    cur = await conn.cursor()
+    try:
+        batch: list[str] = []
+        size = len(prefix) + len(suffix)
+        for index, row in enumerate(rows):
+            text = "(" + ",".join(_mysql_literal(conn, v) for v in row) + ")"
+            batch.append(text)
+            size += len(text) + 1
+            if size >= _MYSQL_MAX_STATEMENT or index == len(rows) - 1:
+                await asyncio.wait_for(cur.execute(prefix + ",".join(batch) + suffix), timeout=timeout_s)
+                counts.add(_mysql_counts(plan, len(batch), cur, found_rows))
+                batch, size = [], len(prefix) + len(suffix)
+    finally:
+        await cur.close()
+    return counts
+
+
+def _mysql_counts(plan: InsertPlan, sent: int, cur: Any, found_rows: bool) -> Counts:
+    affected = max(cur.rowcount or 0, 0)
+    if plan.on_conflict == "error":
+        return Counts(inserted=affected)
+    if not plan.upsert:  # INSERT IGNORE: one affected row per inserted row
+        return Counts(inserted=affected, skipped=sent - affected)
+    message = getattr(getattr(cur, "_result", None), "message", b"") or b""
+    info = _MYSQL_INFO.search(message)
+    if info:
+        duplicates = int(info.group(2))
+        return Counts(inserted=sent - duplicates, updated=duplicates)
+    # One row: no info message. 2 = updated, 1 = inserted (or, with the FOUND_ROWS flag
+    # SQLAlchemy sets, found with equal values: reported as inserted; see README).
+    if affected == 2 or (affected == 0 and not found_rows):
+        return Counts(updated=sent)
+    return Counts(inserted=sent)
+
+
+# ------------------------------------------------------------------------- SQLite
+
+
+async def _sqlite_insert(plan: InsertPlan, conn: Any, rows: list[tuple[Any, ...]], timeout_s: float) -> Counts:
+    prefix, suffix = _template(plan, lambda i: "?")
+    sql = prefix + "(" + ", ".join("?" * len(plan.columns)) + ")" + suffix
+    args = [tuple(_sqlite_value(v) for v in row) for row in rows]
+    _deadline(conn).arm(int((timeout_s - 2) * 1000))  # per batch, not per transaction
+    before = conn.total_changes
+    if not plan.upsert:
+        await conn.executemany(sql, args)
+        inserted = conn.total_changes - before
+        return Counts(inserted=inserted, skipped=len(args) - inserted)
+    # An upsert counts one change whether it inserted or updated. First insert what is
+    # new (DO NOTHING); every record refused then is exactly one that updates, so
+    # apply the upsert to all records in order (rows just inserted get equal values).
+    insert_only = _sqlite_do_nothing(plan, sql)
+    await conn.executemany(insert_only, args)
+    inserted = conn.total_changes - before
+    if inserted < len(args):
+        await conn.executemany(sql, args)
+    return Counts(inserted=inserted, updated=len(args) - inserted)
+
+
+def _sqlite_do_nothing(plan: InsertPlan, upsert_sql: str) -> str:
+    cached = plan.database.info.setdefault("bulk_sqlite_nothing", {})
+    if upsert_sql not in cached:
+        nothing = build_insert(plan.database, plan.table, plan.columns, "ignore", plan.conflict_columns, ())
+        prefix, suffix = _template(nothing, lambda i: "?")
+        cached[upsert_sql] = prefix + "(" + ", ".join("?" * len(plan.columns)) + ")" + suffix
+    return str(cached[upsert_sql])
+
+
+def _sqlite_value(value: Any) -> Any:
+    return json.dumps(value) if isinstance(value, (dict, list)) else value
+
+
+_RUNNERS = {"postgresql": _pg_insert, "mysql": _mysql_insert, "sqlite": _sqlite_insert}
+
+
+async def insert_rows(plan: InsertPlan, conn: Any, rows: list[tuple[Any, ...]], timeout_ms: int) -> Counts:
+    """Insert ``rows`` (tuples in ``plan.columns`` order) on the transaction's connection."""
+    runner = _RUNNERS[plan.database.driver.name]
+    try:
+        return await runner(plan, conn, rows, timeout_ms / 1000 + 2)
+    except SqlgateError:
+        raise
+    except Exception as exc:  # driver errors; cancellation propagates untouched
+        raise plan.database.driver.map_error(exc, timeout_ms) from exc

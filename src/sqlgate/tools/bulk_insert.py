@@ -1,0 +1,365 @@
+"""bulk_insert: many rows into one whitelisted table, fast, all-or-nothing by default."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from mcp.server.mcpserver import Context
+from mcp.types import CallToolResult, ToolAnnotations
+from pydantic import BaseModel, Field
+
+from sqlgate.db import bulk
+from sqlgate.db.guard import GuardedTransaction
+from sqlgate.db.schema import table_info
+from sqlgate.errors import InvalidArgument, OperationFailed, PolicyViolation, SqlgateError
+from sqlgate.tools.base import database_for, record, runtime, tool_result
+
+if TYPE_CHECKING:
+    from sqlgate.db.engines import Database
+    from sqlgate.db.schema import TableInfo
+
+
+class FailedBatch(BaseModel):
+    batch: int  # 1-based
+    first_record: int  # 0-based index into `records`
+    last_record: int
+    code: str
+    message: str
+
+
+class BulkInsertResult(BaseModel):
+    table: str
+    inserted: int
+    updated: int
+    skipped: int
+    batches: int
+    committed_batches: int
+    duration_ms: float
+    rows_per_second: float
+    on_conflict: str
+    conflict_columns: list[str] | None = None
+    failed_batches: list[FailedBatch] | None = None
+    hint: str | None = None
+
+
+DESCRIPTION = """Insert many rows into one table in a single call (far faster than one INSERT per row).
+
+`records` is a list of objects mapping column names to values, e.g.
+[{"id": 1, "name": "a"}, {"id": 2, "name": "b"}]. Records may have different keys: a column
+a record leaves out gets its default (or NULL). Every key must be a column of the table;
+dates and timestamps as ISO 8601 strings. Rows are sent in batches of `batch_size`.
+
+`on_conflict` decides what happens when a row's key already exists: `error` (default: the
+call fails), `ignore` (keep the existing row, count it as skipped) or `update` (overwrite
+`update_columns`, default all inserted non-key columns). The key is `conflict_columns`,
+default the primary key, or the unique constraint whose columns the records carry.
+
+`atomic` (default true): all batches in one transaction; any failure writes nothing. With
+`atomic: false` each batch commits on its own; on a failure the call stops and reports the
+failed batch in `failed_batches` (earlier batches stay committed; resume from its
+`first_record`).
+
+Result: `inserted`, `updated`, `skipped`, `batches`, `duration_ms`, `rows_per_second`.
+Refused: read-only databases (WRITE_NOT_ALLOWED), tables outside the whitelist, unknown or
+denied columns, more records or bytes than the server's limits (INVALID_ARGUMENT).
+"""
+
+
+async def bulk_insert(
+    table: Annotated[str, Field(description="Table to insert into (`name` or `schema.name`)")],
+    records: Annotated[
+        list[dict[str, Any]], Field(min_length=1, description="Rows as objects: column name -> value")
+    ],
+    ctx: Context[Any],
+    batch_size: Annotated[int, Field(ge=1, le=100_000, description="Rows per batch")] = 1000,
+    on_conflict: Annotated[
+        Literal["error", "ignore", "update"],
+        Field(description="On a duplicate key: fail (error), keep the old row (ignore), overwrite (update)"),
+    ] = "error",
+    conflict_columns: Annotated[
+        list[str] | None, Field(description="Key columns for conflicts (default: primary key / matching unique)")
+    ] = None,
+    update_columns: Annotated[
+        list[str] | None, Field(description="Columns to overwrite on conflict (default: inserted non-key columns)")
+    ] = None,
+    atomic: Annotated[bool, Field(description="All batches in one transaction (true) or commit per batch")] = True,
+    database: Annotated[
+        str | None, Field(description="Name of a configured database (default: the first)")
+    ] = None,
+) -> Annotated[CallToolResult, BulkInsertResult]:
+    started = time.perf_counter()
+    db = await database_for(ctx, database)
+    record(statement_kind="insert", rows=None)
+    if db.policy.read_only:
+        raise PolicyViolation(
+            f"database {db.name!r} is read-only; bulk_insert writes data",
+            "only queries are allowed here; ask the operator for read_write mode if you must change data",
+            code="WRITE_NOT_ALLOWED",
+        )
+    settings = runtime(ctx).settings
+    _check_size(records, settings.bulk_max_records, settings.bulk_max_payload_bytes)
+    info = await table_info(db, table)
+    record(tables=[info.name if not info.schema else f"{info.schema}.{info.name}"])
+    if info.is_view:
+        raise InvalidArgument(f"{table} is a view", "bulk_insert writes tables; insert into the base table")
+    columns_of = _column_mapper(db, info, records)
+    keys = _conflict_columns(info, columns_of, on_conflict, conflict_columns)
+    updates = _update_columns(db, info, columns_of, keys, on_conflict, update_columns)
+
+    # Group each batch's records by their column set (one statement shape per group).
+    plans: dict[tuple[str, ...], bulk.InsertPlan] = {}
+    batches: list[list[tuple[bulk.InsertPlan, list[tuple[Any, ...]]]]] = []
+    for start in range(0, len(records), batch_size):
+        groups: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
+        for item in records[start:start + batch_size]:
+            names = columns_of[tuple(item)]
+            groups.setdefault(names[0], []).append(tuple(item.values()) if names[1] else
+                                                   tuple(item[k] for k in names[2]))
+        batch = []
+        for columns, rows in groups.items():
+            plan = plans.get(columns)
+            if plan is None:
+                plan = plans[columns] = bulk.build_insert(
+                    db, info, columns, on_conflict, keys, [c for c in updates if c in columns]
+                )
+                record(sql=plan.verdict.sql, verdict="allowed")
+            batch.append((plan, rows))
+        batches.append(batch)
+
+    counts, committed, failed = await _run(ctx, db, batches, batch_size, len(records), atomic)
+    elapsed = time.perf_counter() - started
+    written = counts.inserted + counts.updated
+    record(rows_affected=written)
+    hint = None
+    if failed:
+        hint = (
+            f"batches 1-{committed} are committed; batch {failed[0].batch} failed and nothing after it "
+            f"was tried: fix it and resume from record {failed[0].first_record}"
+            if committed else f"batch 1 failed and nothing was written: {failed[0].message}"
+        )
+    return tool_result(
+        BulkInsertResult(
+            table=info.name,
+            inserted=counts.inserted,
+            updated=counts.updated,
+            skipped=counts.skipped,
+            batches=len(batches),
+            committed_batches=committed,
+            duration_ms=round(elapsed * 1000, 3),
+            rows_per_second=round((counts.inserted + counts.updated + counts.skipped) / elapsed, 1)
+            if elapsed > 0 else 0.0,
+            on_conflict=on_conflict,
+            conflict_columns=list(keys) or None,
+            failed_batches=failed or None,
+            hint=hint,
+        )
+    )
+
+
+def _check_size(records: list[dict[str, Any]], max_records: int, max_bytes: int) -> None:
+    if len(records) > max_records:
+        raise InvalidArgument(
+            f"{len(records)} records in one call; the limit is {max_records}",
+            f"split the rows into calls of at most {max_records} records",
+        )
+    size = len(json.dumps(records, separators=(",", ":"), default=str))
+    if size > max_bytes:
+        raise InvalidArgument(
+            f"the records are {size} bytes as JSON; the limit is {max_bytes}",
+            "split the rows into several smaller calls",
+        )
+
+
+def _denied_columns(db: Database, info: TableInfo) -> set[str]:
+    names = {info.name.lower()}
+    if info.schema:
+        names.add(f"{info.schema}.{info.name}".lower())
+    denied = set()
+    for entry in db.policy.denied_columns:
+        owner, dot, column = entry.lower().rpartition(".")
+        if dot and owner in names:
+            denied.add(column)
+    return denied
+
+
+def _column_mapper(
+    db: Database, info: TableInfo, records: list[dict[str, Any]]
+) -> dict[tuple[str, ...], tuple[tuple[str, ...], bool, tuple[str, ...]]]:
+    """Each distinct key set → (reflected columns in table order, keys already in that
+    order?, the record keys in that order). Unknown and denied columns are refused here,
+    before anything is written."""
+    denied = _denied_columns(db, info)
+    order = {c.name: i for i, c in enumerate(info.columns)}
+    mapped: dict[tuple[str, ...], tuple[tuple[str, ...], bool, tuple[str, ...]]] = {}
+    for index, item in enumerate(records):
+        keyset = tuple(item)
+        if keyset in mapped:
+            continue
+        if not keyset:
+            raise InvalidArgument(f"record {index} is empty", "give every record at least one column")
+        resolved: list[tuple[str, str]] = []
+        for key in keyset:
+            column = info.column(key)
+            if column is None:
+                raise InvalidArgument(
+                    f"record {index}: {key!r} is not a column of {info.name}",
+                    f"the columns are: {', '.join(info.column_names)}",
+                )
+            if column.name.lower() in denied:
+                raise PolicyViolation(
+                    f"column {info.name}.{column.name} may not be written through sqlgate",
+                    "leave it out of the records",
+                    code="COLUMN_NOT_ALLOWED",
+                )
+            resolved.append((column.name, key))
+        if len({c for c, _ in resolved}) != len(resolved):
+            raise InvalidArgument(f"record {index} names a column twice", "give each column once")
+        resolved.sort(key=lambda pair: order[pair[0]])
+        columns = tuple(c for c, _ in resolved)
+        source = tuple(k for _, k in resolved)
+        mapped[keyset] = (columns, source == keyset, source)
+    return mapped
+
+
+def _common_columns(columns_of: dict[Any, tuple[tuple[str, ...], bool, tuple[str, ...]]]) -> set[str]:
+    sets = [set(columns) for columns, _, _ in columns_of.values()]
+    return set.intersection(*sets) if sets else set()
+
+
+def _conflict_columns(
+    info: TableInfo, columns_of: dict[Any, Any], on_conflict: str, given: list[str] | None
+) -> tuple[str, ...]:
+    candidates = [tuple(info.primary_key)] if info.primary_key else []
+    candidates += [tuple(u) for u in info.unique_constraints]
+    candidates += [tuple(i.columns) for i in info.indexes if i.unique and tuple(i.columns) not in candidates]
+    described = "; ".join("(" + ", ".join(c) + ")" for c in candidates) or "none"
+    if given:
+        resolved = []
+        for name in given:
+            column = info.column(name)
+            if column is None:
+                raise InvalidArgument(
+                    f"conflict column {name!r} is not a column of {info.name}",
+                    f"the columns are: {', '.join(info.column_names)}",
+                )
+            resolved.append(column.name)
+        if not any(set(resolved) == set(c) for c in candidates):
+            raise InvalidArgument(
+                f"({', '.join(resolved)}) is not the primary key or a unique constraint of {info.name}",
+                f"keys of {info.name}: {described}",
+            )
+        return tuple(resolved)
+    if on_conflict == "error":
+        return ()
+    present = _common_columns(columns_of)
+    for candidate in candidates:
+        if candidate and set(candidate) <= present:
+            return candidate
+    raise InvalidArgument(
+        f"on_conflict={on_conflict} needs a key, and no primary key or unique constraint of "
+        f"{info.name} is present in every record",
+        f"include a key's columns in every record, or pass conflict_columns; keys: {described}",
+    )
+
+
+def _update_columns(
+    db: Database,
+    info: TableInfo,
+    columns_of: dict[Any, Any],
+    keys: tuple[str, ...],
+    on_conflict: str,
+    given: list[str] | None,
+) -> tuple[str, ...]:
+    if on_conflict != "update":
+        return ()
+    inserted = set().union(*(set(columns) for columns, _, _ in columns_of.values()))
+    if given is None:
+        return tuple(c.name for c in info.columns if c.name in inserted and c.name not in keys)
+    denied = _denied_columns(db, info)
+    resolved = []
+    for name in given:
+        column = info.column(name)
+        if column is None or column.name not in inserted:
+            raise InvalidArgument(
+                f"update column {name!r} is not one of the inserted columns",
+                f"inserted columns: {', '.join(sorted(inserted))}",
+            )
+        if column.name.lower() in denied:
+            raise PolicyViolation(
+                f"column {info.name}.{column.name} may not be written through sqlgate",
+                "leave it out of update_columns", code="COLUMN_NOT_ALLOWED",
+            )
+        resolved.append(column.name)
+    return tuple(resolved)
+
+
+async def _run(
+    ctx: Context[Any],
+    db: Database,
+    batches: list[list[tuple[bulk.InsertPlan, list[tuple[Any, ...]]]]],
+    batch_size: int,
+    total: int,
+    atomic: bool,
+) -> tuple[bulk.Counts, int, list[FailedBatch]]:
+    counts = bulk.Counts()
+    timeout_ms = db.policy.statement_timeout_ms
+    # SQLite: take the write lock at BEGIN (IMMEDIATE), so concurrent writers wait for
+    # each other (busy timeout) instead of failing when a read lock cannot be upgraded.
+    isolation = "serializable" if db.driver.name == "sqlite" else None
+    done = 0
+    tx: GuardedTransaction | None = None
+    try:
+        for number, batch in enumerate(batches, start=1):
+            if tx is None:
+                tx = await GuardedTransaction(db, read_only=False, isolation=isolation).start()
+            batch_counts = bulk.Counts()
+            try:
+                for plan, rows in batch:
+                    batch_counts.add(await bulk.insert_rows(plan, tx.connection, rows, timeout_ms))
+                if not atomic:
+                    await tx.commit()
+                    tx = None
+            except SqlgateError as error:
+                await tx.rollback()
+                tx = None
+                first = (number - 1) * batch_size
+                last = min(first + batch_size, total) - 1
+                if atomic:
+                    raise OperationFailed(
+                        error,
+                        f"batch {number} of {len(batches)} (records {first}-{last}) failed: {error.message}; "
+                        "the transaction was rolled back, nothing was written",
+                        {"failed_batch": number, "first_record": first, "last_record": last, "committed": False},
+                    ) from error
+                failed = FailedBatch(
+                    batch=number, first_record=first, last_record=last, code=error.code, message=error.message
+                )
+                return counts, number - 1, [failed]
+            counts.add(batch_counts)
+            done += sum(len(rows) for _, rows in batch)
+            await ctx.report_progress(done, total, f"batch {number}/{len(batches)}")
+        if tx is not None:
+            await tx.commit()
+            tx = None
+    finally:
+        if tx is not None:  # cancelled, or an unexpected error: never half-commit
+            await tx.rollback()
+    return counts, len(batches), []
+
+
+def register(server: Any, all_read_only: bool) -> None:
+    server.add_tool(
+        bulk_insert,
+        name="bulk_insert",
+        description=DESCRIPTION,
+        annotations=ToolAnnotations(
+            title="Insert many rows",
+            read_only_hint=False,
+            destructive_hint=False,
+            idempotent_hint=False,
+            open_world_hint=False,
+        ),
+        structured_output=True,
+    )
