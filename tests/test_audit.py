@@ -183,3 +183,38 @@ async def test_audit_disabled_writes_nothing(tmp_path: Path) -> None:
 
 def test_audit_head_constant_matches_the_migrations() -> None:
     assert migrations.head("sqlgate") == audit.SQLGATE_AUDIT_HEAD
+
+
+def test_sigterm_on_stdio_flushes_the_queue(tmp_path: Path) -> None:
+    """A host that stops sqlgate with SIGTERM right after the last answer loses no record."""
+    import signal
+    import subprocess
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sqlgate", "serve", "--data-dir", str(tmp_path), "--log-level", "WARNING"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+
+    def send(message: dict[str, Any]) -> None:
+        proc.stdin.write(json.dumps({"jsonrpc": "2.0", **message}) + "\n")
+        proc.stdin.flush()
+
+    try:
+        send({"id": 0, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}})
+        assert '"id":0' in proc.stdout.readline()
+        send({"method": "notifications/initialized"})
+        n = 20
+        for i in range(1, n + 1):
+            send({"id": i, "method": "tools/call",
+                  "params": {"name": "execute_query", "arguments": {"query": "SELECT 1 AS one"}}})
+        for _ in range(n):
+            proc.stdout.readline()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == -signal.SIGTERM  # still ends the way SIGTERM ends a process
+    assert len(audit_rows(tmp_path)) == n

@@ -134,6 +134,8 @@ class AuditLog:
         self._engine: Any = None
         self._task: asyncio.Task[None] | None = None
         self._closing = asyncio.Event()
+        self._sigterm_loop: asyncio.AbstractEventLoop | None = None
+        self._sigterm_task: asyncio.Task[None] | None = None
 
     # -- lifecycle ------------------------------------------------------------
 
@@ -162,8 +164,50 @@ class AuditLog:
             self._broken(exc, "the audit database is not usable")
         self._task = asyncio.create_task(self._run(), name="sqlgate-audit-writer")
 
+    def flush_on_sigterm(self) -> None:
+        """stdio: a host that ends sqlgate with SIGTERM still gets the queue written.
+
+        The handler writes what is queued (bounded), then lets SIGTERM end the process as
+        it would have. HTTP transports stop gracefully on SIGTERM through the lifespan.
+        """
+        import os
+        import signal
+
+        if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+            return  # someone else handles SIGTERM
+        loop = asyncio.get_running_loop()
+
+        async def flush_then_exit() -> None:
+            try:
+                await asyncio.wait_for(self.close(), CLOSE_TIMEOUT_S)
+            finally:
+                self.forget_sigterm()
+                os.kill(os.getpid(), signal.SIGTERM)
+
+        def on_sigterm() -> None:
+            self._sigterm_task = loop.create_task(flush_then_exit())
+
+        try:
+            loop.add_signal_handler(signal.SIGTERM, on_sigterm)
+        except (NotImplementedError, RuntimeError, ValueError):  # Windows, or not the main thread
+            return
+        self._sigterm_loop = loop
+
+    def forget_sigterm(self) -> None:
+        import signal
+
+        loop, self._sigterm_loop = self._sigterm_loop, None
+        if loop is not None:
+            loop.remove_signal_handler(signal.SIGTERM)
+
     async def close(self) -> None:
-        """Write everything queued (clean shutdown), then close the sink."""
+        """Write everything queued (clean shutdown), then close the sink. Idempotent."""
+        if self.state == "closed":
+            return
+        if self._closing.is_set():  # a close is already under way (SIGTERM and lifespan)
+            if self._task is not None:
+                await asyncio.wait({self._task}, timeout=CLOSE_TIMEOUT_S)
+            return
         if self._task is not None:
             self._closing.set()
             try:
@@ -344,6 +388,8 @@ async def start_audit(settings: Settings, server: Any, runtime: Any) -> AuditLog
     await audit.start()
     runtime.extras["audit"] = audit
     server._sqlgate_after_call.append(audit.submit)
+    if settings.transport == "stdio":
+        audit.flush_on_sigterm()
     return audit
 
 
@@ -353,6 +399,7 @@ async def stop_audit(audit: AuditLog | None, server: Any) -> None:
         return
     if audit.submit in server._sqlgate_after_call:
         server._sqlgate_after_call.remove(audit.submit)
+    audit.forget_sigterm()
     await audit.close()
 
 
