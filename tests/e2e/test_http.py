@@ -219,7 +219,7 @@ async def test_loopback_without_token_and_stateless(tmp_path: Path) -> None:
 
 
 SLOW_QUERY = (
-    "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 4000000) "
+    "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 10000000) "
     "SELECT count(*) AS n FROM c"
 )
 
@@ -235,7 +235,7 @@ async def test_sigterm_lets_the_in_flight_call_finish(tmp_path: Path) -> None:
             served.proc.send_signal(signal.SIGTERM)
             result = await asyncio.wait_for(call, 60)
         assert not result.is_error, result.content
-        assert result.structured_content["rows"] == [[4000000]]
+        assert result.structured_content["rows"] == [[10000000]]
         assert served.proc.wait(timeout=30) == 0
         log = served.log.read_text()
         assert "pools closed" in log
