@@ -316,3 +316,22 @@ async def test_mysql_notes_mention_filesort_and_key_len(shop: Backend) -> None:
     data = ok(await optimize(shop_backend, query="SELECT id FROM qo_orders WHERE customer_id = 3 ORDER BY amount LIMIT 5"))
     notes = " ".join(data["dialect_notes"])
     assert "filesort" in notes and "key_len" in notes
+
+
+async def test_analyze_runs_under_the_statement_timeout(shop: Backend) -> None:
+    async with shop.client(allowed_tables=TABLES, statement_timeout_ms=300) as client:
+        result = await client.call_tool("query_optimization", {
+            "query": "SELECT count(*) FROM qo_orders a CROSS JOIN qo_orders b WHERE a.amount + b.amount > 1000",
+            "analyze": True,
+        })
+    assert result.is_error and result.structured_content["error"]["code"] == "TIMEOUT"
+
+
+async def test_typed_parameters_are_bound(shop: Backend) -> None:
+    data = ok(await optimize(
+        shop, query="SELECT id FROM qo_orders WHERE created >= :since AND customer_id = :c ORDER BY created LIMIT 5",
+        parameters={"since": "2021-01-01", "c": 11}, analyze=True,
+    ))
+    assert data["plan"]["actual_rows"] == 5
+    missing = await optimize(shop, query="SELECT id FROM qo_orders WHERE id = :id")
+    assert missing.structured_content["error"]["code"] == "INVALID_ARGUMENT"

@@ -76,7 +76,11 @@ async def _capture_mysql(conn: Any, version: str, statement: exp.Expr, params: d
     mariadb = is_mariadb(version)
     if analyze and mariadb:
         rows = await _mysql_rows(conn, "ANALYZE FORMAT=JSON " + sql, timeout_ms)
-        return summarize.summarize_mysql(json.loads(rows[0][0]), True, True)
+        summary = summarize.summarize_mysql(json.loads(rows[0][0]), True, True)
+        limit = _limit(statement)
+        if summary.actual_rows is not None and limit is not None:
+            summary.actual_rows = min(summary.actual_rows, float(limit))  # r_rows count before the LIMIT
+        return summary
     rows = await _mysql_rows(conn, "EXPLAIN FORMAT=JSON " + sql, timeout_ms)
     summary = summarize.summarize_mysql(json.loads(rows[0][0]), False, mariadb)
     if analyze:
@@ -150,3 +154,9 @@ async def row_estimates(conn: Any, driver: str, infos: list[TableInfo]) -> dict[
         if value is not None:
             found[info.name.lower()] = float(value)
     return found
+
+
+def _limit(statement: exp.Expr) -> int | None:
+    limit = statement.args.get("limit")
+    value = limit.args.get("expression") if isinstance(limit, exp.Limit) else None
+    return int(value.this) if isinstance(value, exp.Literal) and value.is_int else None

@@ -182,7 +182,10 @@ def not_in_nullable_subquery(statement: Statement, plan: PlanSummary | None,
             column = resolved[0].column(resolved[1])
             if column is not None and not column.nullable:
                 continue
-            guarded = any(isinstance(p, exp.Not) and isinstance(p.this, exp.Is) for p in conjuncts(select.args.get("where")))
+            guarded = any(
+                (isinstance(p, exp.Not) and isinstance(p.this, exp.Is)) or (isinstance(p, exp.Is) and p.args.get("negate"))
+                for p in conjuncts(select.args.get("where"))
+            )
             if guarded:
                 continue
         found.append(Finding(

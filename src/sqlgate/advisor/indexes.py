@@ -106,7 +106,7 @@ def _classify(
     elif isinstance(predicate, exp.In) and not predicate.args.get("query"):
         if all(_is_value(v, local) for v in predicate.expressions):
             note(predicate.this, "equality")
-    elif isinstance(predicate, exp.Is):
+    elif isinstance(predicate, exp.Is) and not predicate.args.get("negate"):
         note(predicate.this, "equality")
     elif isinstance(predicate, _RANGE):
         col = predicate.this

@@ -131,7 +131,10 @@ def summarize_mysql(raw: Any, analyzed: bool, mariadb: bool) -> PlanSummary:
         )
     if tables:
         summary.estimated_rows = _mysql_output_rows(tables, "rows", "filtered")
-        if analyzed:
+        sorted_rows = next((f.get("r_output_rows") for f in _mysql_find(block, "filesort") if "r_output_rows" in f), None)
+        if analyzed and sorted_rows is not None:
+            summary.actual_rows = float(sorted_rows)
+        elif analyzed:
             last = tables[-1]
             if last.get("r_rows") is not None:
                 summary.actual_rows = round(
@@ -149,6 +152,17 @@ def _mysql_output_rows(tables: list[dict[str, Any]], rows_key: str, filtered_key
             continue
         total *= float(table.get(rows_key, 1) or 1) * float(table.get(filtered_key, 100) or 100) / 100
     return round(total, 1)
+
+
+def _mysql_find(node: Any, key: str) -> list[dict[str, Any]]:
+    if isinstance(node, list):
+        return [f for item in node for f in _mysql_find(item, key)]
+    if not isinstance(node, dict):
+        return []
+    found = [node[key]] if isinstance(node.get(key), dict) else []
+    for value in node.values():
+        found.extend(_mysql_find(value, key))
+    return found
 
 
 def _mysql_walk(node: Any, summary: PlanSummary, tables: list[dict[str, Any]]) -> None:
