@@ -138,8 +138,8 @@ def _placeholders(statement: exp.Expr, dialect: str) -> list[str]:
     """Named ``:name`` placeholders (PostgreSQL also reads ``%(name)s`` as one)."""
     names = []
     for node in statement.find_all(exp.Placeholder, exp.Parameter):
-        name = node.name if isinstance(node, exp.Placeholder) else ""
-        if not name:
+        name = node.name if isinstance(node, exp.Placeholder) and not node.args.get("jdbc") else ""
+        if not name or not (name[0].isalpha() or name[0] == "_"):
             if dialect == "mysql" and isinstance(node, exp.Parameter):
                 raise PolicyViolation(
                     f"session and system variables ({node.sql(dialect)}) are not available",

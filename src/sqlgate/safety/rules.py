@@ -151,6 +151,8 @@ def check_unbounded_write(statement: exp.Expr, kind: str, policy: Policy) -> Non
     if policy.allow_unbounded_writes:
         return
     for node in statement.find_all(exp.Update, exp.Delete):
+        if isinstance(node.parent, exp.When):
+            continue  # MERGE ... WHEN MATCHED THEN UPDATE/DELETE: bounded by the ON condition
         where = node.args.get("where")
         if where is None or where.find(exp.Column) is None:
             word = "UPDATE" if isinstance(node, exp.Update) else "DELETE"
