@@ -93,9 +93,11 @@ async def advise(
                 conn, statement, params, suggestions, plan.total_cost, timeout_ms
             )
             dialect_notes.extend(dropped)
-    except Exception as exc:
+    except BaseException as exc:
         await tx.rollback()
-        raise database.driver.map_error(exc, timeout_ms) from exc
+        if isinstance(exc, Exception):
+            raise database.driver.map_error(exc, timeout_ms) from exc
+        raise  # cancelled: the connection went back rolled back
     await tx.rollback()  # EXPLAIN ANALYZE ran the statement: nothing it did is kept
     if suggestions and driver == "sqlite":
         suggestions, dropped = await proof.prove_sqlite(

@@ -26,7 +26,7 @@ Rule = Callable[[Statement, PlanSummary | None, dict[str, Any]], list[Finding]]
 
 def _filters(statement: Statement) -> list[tuple[exp.Expr, dict[str, TableInfo]]]:
     """Every WHERE / JOIN ON conjunct with the sources of its scope."""
-    found = []
+    found: list[tuple[exp.Expr, dict[str, TableInfo]]] = []
     for node in scope_nodes(statement.tree):
         local = sources(node, statement)
         parts = conjuncts(node.args.get("where"))

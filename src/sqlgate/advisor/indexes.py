@@ -109,12 +109,12 @@ def _classify(
     elif isinstance(predicate, exp.Is) and not predicate.args.get("negate"):
         note(predicate.this, "equality")
     elif isinstance(predicate, _RANGE):
-        col = predicate.this
-        other = predicate.args.get("low" if isinstance(predicate, exp.Between) else "expression")
-        if not isinstance(col, exp.Column) and isinstance(other, exp.Column):
-            col, other = other, col
-        if other is not None and _is_value(other, local):
-            note(col, "ranges")
+        bound = predicate.args.get("low" if isinstance(predicate, exp.Between) else "expression")
+        target: exp.Expr = predicate.this
+        if not isinstance(target, exp.Column) and isinstance(bound, exp.Column):
+            target, bound = bound, target
+        if bound is not None and _is_value(bound, local):
+            note(target, "ranges")
     elif isinstance(predicate, exp.Like):
         pattern = predicate.expression
         if isinstance(pattern, exp.Literal) and pattern.is_string and pattern.this[:1] not in ("%", "_", ""):
@@ -149,6 +149,8 @@ def suggest(statement: Statement) -> tuple[list[IndexSuggestion], list[CoveredIn
     for wanted in _wanted(statement):
         columns = wanted.columns()
         info = wanted.info
+        if info.is_view:
+            continue  # views cannot be indexed; their base tables are not visible here
         key = (info.name.lower(), tuple(c.lower() for c in columns))
         if not columns or key in seen:
             continue

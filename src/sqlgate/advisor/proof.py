@@ -45,15 +45,18 @@ async def prove_postgres(conn: Any, statement: exp.Expr, params: dict[str, Any],
             )
         return suggestions, []
     kept, notes = [], []
+    # Hypothetical indexes live in this (pooled) connection's memory, not in the
+    # transaction: clear any left by an earlier call that was cancelled half-way.
+    await conn.execute("SELECT hypopg_reset()")
     for suggestion in suggestions:
-        async with conn.transaction():  # a savepoint: a failure here leaves the outer transaction usable
-            created = await conn.fetchrow(
-                "SELECT indexrelid, indexname FROM hypopg_create_index($1)", suggestion.create_statement
-            )
-            try:
+        created = await conn.fetchrow(
+            "SELECT indexrelid, indexname FROM hypopg_create_index($1)", suggestion.create_statement
+        )
+        try:
+            async with conn.transaction():  # a savepoint: if planning fails, the drop below still runs
                 raw = await explain_postgres(conn, statement, params, "FORMAT JSON", timeout_ms)
-            finally:
-                await conn.execute("SELECT hypopg_drop_index($1)", created["indexrelid"])
+        finally:
+            await conn.execute("SELECT hypopg_drop_index($1)", created["indexrelid"])
         after = float(raw[0]["Plan"]["Total Cost"])
         used = str(created["indexname"]) in json.dumps(raw)
         suggestion.cost_before, suggestion.cost_after = cost_before, after

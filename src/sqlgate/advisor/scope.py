@@ -35,7 +35,7 @@ class Statement:
 
 def prepare(statement: exp.Expr, dialect: str, infos: dict[str, TableInfo]) -> Statement:
     tree = statement.copy()
-    schema = {
+    schema: dict[str, object] = {
         info.name: {c.name: "text" for c in info.columns}
         for key, info in infos.items() if "." not in key
     }
