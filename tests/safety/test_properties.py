@@ -1,0 +1,109 @@
+"""Property-based tests of the validator (hypothesis).
+
+* Whatever text arrives, ``check`` returns a Verdict or raises PolicyViolation — never
+  anything else (no RecursionError, no parser exception, no crash).
+* Queries generated over whitelisted and forbidden tables (joins, subqueries, set
+  operations, CTEs, derived tables) are allowed exactly when no forbidden table is read.
+"""
+
+from __future__ import annotations
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from sqlgate import safety
+from sqlgate.errors import PolicyViolation
+from sqlgate.safety.policy import Policy
+
+DIALECTS = ("postgres", "mysql", "sqlite")
+ALLOWED = ("orders", "customers", "products")
+FORBIDDEN = ("secrets", "users", "audit_log")
+POLICY = Policy(allowed_tables=ALLOWED, max_query_length=20_000)
+
+SQL_WORDS = [
+    "SELECT", "FROM", "WHERE", "JOIN", "ON", "UNION", "ALL", "WITH", "AS", "INSERT", "INTO", "VALUES",
+    "UPDATE", "SET", "DELETE", "DROP", "TABLE", "CREATE", "COMMIT", "BEGIN", "EXPLAIN", "ANALYZE",
+    "PRAGMA", "ATTACH", "COPY", "LIMIT", "ORDER", "BY", "GROUP", "HAVING", "CASE", "WHEN", "THEN",
+    "END", "NOT", "NULL", "LATERAL", "RECURSIVE", "orders", "secrets", "pg_sleep", "sleep", "(", ")",
+    ",", ";", "'", '"', "`", "$$", "/*", "*/", "--", "/*!", "#", "\n", "*", "=", ":id", "?", "$1",
+    "@x", "::", "->", "->>", "E'", "U&'", "\\", "1", "0x1", "'a''b'",
+]
+
+
+def _check(sql: str, dialect: str, policy: Policy = POLICY) -> object:
+    try:
+        return safety.check(sql, dialect, policy)
+    except PolicyViolation as violation:
+        assert violation.code and violation.hint
+        return violation
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=st.text(max_size=400), dialect=st.sampled_from(DIALECTS))
+def test_random_text_only_raises_policy_violation(text: str, dialect: str) -> None:
+    _check(text, dialect)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(words=st.lists(st.sampled_from(SQL_WORDS), max_size=60), dialect=st.sampled_from(DIALECTS))
+def test_random_sql_words_only_raise_policy_violation(words: list[str], dialect: str) -> None:
+    _check(" ".join(words), dialect)
+    _check("".join(words), dialect)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    opener=st.sampled_from(["(", "NOT ", "- ", "CASE WHEN 1=1 THEN ", "(SELECT "]),
+    depth=st.integers(min_value=60, max_value=3000),
+    dialect=st.sampled_from(DIALECTS),
+)
+def test_deep_nesting_is_a_clean_denial(opener: str, depth: int, dialect: str) -> None:
+    sql = "SELECT " + opener * depth + "1"
+    outcome = _check(sql, dialect, Policy(allowed_tables=ALLOWED, max_query_length=1_000_000))
+    if depth > 64:
+        assert isinstance(outcome, PolicyViolation)
+
+
+# --------------------------------------------------------------- generated queries
+
+
+@st.composite
+def queries(draw: st.DrawFn, depth: int = 0) -> tuple[str, set[str]]:
+    """A SELECT over random tables, and the set of real tables it reads."""
+    kind = draw(st.sampled_from(["plain", "join", "where_in", "scalar", "union", "derived", "cte", "exists"])
+                if depth < 3 else st.just("plain"))
+    table = draw(st.sampled_from(ALLOWED + FORBIDDEN))
+    if kind == "plain":
+        return f"SELECT id FROM {table}", {table}
+    if kind == "join":
+        other = draw(st.sampled_from(ALLOWED + FORBIDDEN))
+        return f"SELECT a.id FROM {table} AS a JOIN {other} AS b ON a.id = b.id", {table, other}
+    inner, used = draw(queries(depth + 1))
+    if kind == "where_in":
+        return f"SELECT id FROM {table} WHERE id IN ({inner})", used | {table}
+    if kind == "scalar":
+        return f"SELECT id, ({inner} LIMIT 1) AS x FROM {table}", used | {table}
+    if kind == "union":
+        return f"SELECT id FROM {table} UNION ALL {inner}", used | {table}
+    if kind == "derived":
+        return f"SELECT d.id FROM ({inner}) AS d", used
+    if kind == "exists":
+        return f"SELECT id FROM {table} WHERE EXISTS ({inner})", used | {table}
+    # A CTE: its name may shadow a table name; reading the CTE reads only its body.
+    name = draw(st.sampled_from(("cte_x",) + ALLOWED + FORBIDDEN))
+    return f"WITH {name} AS ({inner}) SELECT id FROM {name}", used
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(query=queries(), dialect=st.sampled_from(DIALECTS))
+def test_allowed_exactly_when_no_forbidden_table(query: tuple[str, set[str]], dialect: str) -> None:
+    sql, used = query
+    outcome = _check(sql, dialect)
+    forbidden = used & set(FORBIDDEN)
+    if forbidden:
+        assert isinstance(outcome, PolicyViolation), sql
+        assert outcome.code == "TABLE_NOT_ALLOWED", (sql, outcome.message)
+        assert any(t in outcome.message for t in forbidden)
+    else:
+        assert not isinstance(outcome, PolicyViolation), (sql, getattr(outcome, "message", ""))
+        assert set(outcome.tables) <= set(ALLOWED)  # type: ignore[attr-defined]
