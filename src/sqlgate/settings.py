@@ -137,6 +137,10 @@ class Settings(BaseSettings):
     max_result_bytes: int = Field(
         default=256 * 1024, ge=1024, description="Budget of serialized rows per result"
     )
+    untrusted_data_boundary: bool = Field(
+        default=True,
+        description="Wrap rows in the text content of results between per-call random markers (data, not instructions)",
+    )
     # Pools
     pool_size: int = Field(default=5, ge=1, description="Connections kept per database")
     max_overflow: int = Field(default=10, ge=0, description="Extra connections under load")
