@@ -124,3 +124,17 @@ def test_tidb_summary_from_a_fake_server() -> None:
     ]
     assert [j.method for j in summary.joins] == ["HashJoin"]
     assert summary.sorts[0].method == "TopN"
+
+
+def test_mariadb_sorted_read_with_limit() -> None:
+    plan = {"query_block": {"select_id": 1, "r_total_time_ms": 0.2, "nested_loop": [{"read_sorted_file": {
+        "r_rows": 5,
+        "filesort": {"sort_key": "o.created", "r_limit": 5, "r_output_rows": 6, "table": {
+            "table_name": "o", "access_type": "ref", "key": "ix_c", "key_length": "4", "rows": 20, "r_rows": 20,
+            "r_loops": 1, "filtered": 100, "r_filtered": 65,
+        }},
+    }}]}}
+    summary = summarize.summarize_mysql(plan, analyzed=True, mariadb=True)
+    assert summary.actual_rows == 5 and summary.estimated_rows == 20
+    assert [(s.table, s.access, s.index) for s in summary.scans] == [("o", "index_scan", "ix_c")]
+    assert summary.sorts[0].keys == ["o.created"]

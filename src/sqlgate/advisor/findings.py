@@ -206,6 +206,12 @@ def missing_limit(statement: Statement, plan: PlanSummary | None, params: dict[s
         if aggregated:
             return []
     estimate = plan.estimated_rows if plan is not None else None
+    if plan is not None and plan.actual_rows is not None:
+        estimate = plan.actual_rows
+    elif plan is not None and plan.database in ("mysql", "mariadb", "tidb") and _narrowed(tree):
+        # MySQL-family estimates count rows before grouping and, without histograms,
+        # assume unindexed filters keep every row: too coarse to call a result unbounded.
+        estimate = None
     if estimate is None and isinstance(tree, exp.Select) and not tree.args.get("where") and not tree.args.get("group"):
         local = sources(tree, statement)
         if len(local) == 1:
@@ -218,6 +224,12 @@ def missing_limit(statement: Statement, plan: PlanSummary | None, params: dict[s
         hint="add LIMIT (with ORDER BY for stable pages, e.g. WHERE id > :last_id ORDER BY id LIMIT 100); "
              "sqlgate cuts results at max_rows, but the database still produces all of them",
     )]
+
+
+def _narrowed(tree: exp.Expr) -> bool:
+    return isinstance(tree, exp.SetOperation) or any(
+        tree.args.get(key) for key in ("where", "group", "distinct", "joins", "having")
+    )
 
 
 def order_by_unindexed(statement: Statement, plan: PlanSummary | None, params: dict[str, Any]) -> list[Finding]:
@@ -333,7 +345,7 @@ def full_scan_large_table(statement: Statement, plan: PlanSummary | None, params
         found.append(Finding(
             code="full_scan_large_table", severity="high", table=info.name, source="plan",
             message=f"the plan reads all of {info.name} (~{int(rows):,} rows, {scan.detail}) although the "
-                    f"query filters it on {', '.join(sorted(columns))}",
+                    f"query filters or joins it on {', '.join(sorted(columns))}",
             hint="add the index from index_suggestions, or rewrite the filter so an index can be used "
                  "(see the other findings)",
         ))

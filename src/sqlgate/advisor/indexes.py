@@ -29,13 +29,16 @@ class _Wanted:
     equality: list[str] = field(default_factory=list)
     ranges: list[str] = field(default_factory=list)
     sort: list[str] = field(default_factory=list)
+    join: list[str] = field(default_factory=list)
 
     def add(self, bucket: list[str], column: str) -> None:
         if column.lower() not in (c.lower() for c in bucket):
             bucket.append(column)
 
     def columns(self) -> list[str]:
-        chosen = list(self.equality)
+        # Join keys matter only when nothing else narrows the table: then an index on
+        # them lets a nested loop seek instead of scanning per outer row.
+        chosen = list(self.equality or self.join)
         seen = {c.lower() for c in chosen}
         first_range = next((c for c in self.ranges if c.lower() not in seen), None)
         if first_range:
@@ -102,7 +105,7 @@ def _classify(
             if _is_value(other, local):
                 note(col, "equality")
             elif isinstance(other, exp.Column) and resolve(other, local) and col.table.lower() in joined:
-                note(col, "equality")  # a join key: an index on the joined side lets a nested loop seek
+                note(col, "join")  # a join key of the joined side
     elif isinstance(predicate, exp.In) and not predicate.args.get("query"):
         if all(_is_value(v, local) for v in predicate.expressions):
             note(predicate.this, "equality")
@@ -156,7 +159,7 @@ def suggest(statement: Statement) -> tuple[list[IndexSuggestion], list[CoveredIn
             continue
         seen.add(key)
         rows = statement.rows(info)
-        equality = len([c for c in columns if c in wanted.equality])
+        equality = len([c for c in columns if c in (wanted.equality or wanted.join)])
         existing = covering_index(info, columns, equality)
         if existing is not None:
             covered.append(CoveredIndex(table=info.name, columns=columns, existing_index=existing))
@@ -176,7 +179,7 @@ def suggest(statement: Statement) -> tuple[list[IndexSuggestion], list[CoveredIn
 
 def _reason(wanted: _Wanted, columns: list[str], rows: float | None) -> str:
     parts = []
-    eq = [c for c in columns if c in wanted.equality]
+    eq = [c for c in columns if c in (wanted.equality or wanted.join)]
     rng = [c for c in columns if c in wanted.ranges and c not in eq]
     srt = [c for c in columns if c not in eq and c not in rng]
     if eq:

@@ -129,13 +129,18 @@ def summarize_mysql(raw: Any, analyzed: bool, mariadb: bool) -> PlanSummary:
                 actual_rows=float(table["r_rows"]) if analyzed and table.get("r_rows") is not None else None,
             )
         )
-    if tables:
-        summary.estimated_rows = _mysql_output_rows(tables, "rows", "filtered")
-        sorted_rows = next((f.get("r_output_rows") for f in _mysql_find(block, "filesort") if "r_output_rows" in f), None)
+    top = _mysql_top_tables(block)
+    if top:
+        summary.estimated_rows = _mysql_output_rows(top, "rows", "filtered")
+        sorted_rows = next((f.get("r_rows") for f in _mysql_find(block, "read_sorted_file") if "r_rows" in f), None)
+        if sorted_rows is None:
+            sorted_rows = next(
+                (f.get("r_output_rows") for f in _mysql_find(block, "filesort") if "r_output_rows" in f), None
+            )
         if analyzed and sorted_rows is not None:
             summary.actual_rows = float(sorted_rows)
         elif analyzed:
-            last = tables[-1]
+            last = top[-1]
             if last.get("r_rows") is not None:
                 summary.actual_rows = round(
                     float(last.get("r_loops", 1)) * float(last["r_rows"]) * float(last.get("r_filtered", 100)) / 100
@@ -152,6 +157,34 @@ def _mysql_output_rows(tables: list[dict[str, Any]], rows_key: str, filtered_key
             continue
         total *= float(table.get(rows_key, 1) or 1) * float(table.get(filtered_key, 100) or 100) / 100
     return round(total, 1)
+
+
+_WRAPPERS = ("filesort", "temporary_table", "ordering_operation", "grouping_operation", "duplicates_removal",
+             "read_sorted_file", "duplicate_removal")
+
+
+def _unwrap(node: Any) -> Any:
+    """Step through sort/temporary-table wrappers to the node that holds a join or a table."""
+    while isinstance(node, dict):
+        if isinstance(node.get("table"), dict) or isinstance(node.get("nested_loop"), list):
+            return node
+        node = next((node[k] for k in _WRAPPERS if isinstance(node.get(k), dict)), None)
+    return None
+
+
+def _mysql_top_tables(block: dict[str, Any]) -> list[dict[str, Any]]:
+    """The tables of the outermost join (not those inside subqueries or materializations)."""
+    node = _unwrap(block)
+    if node is None:
+        return []
+    if isinstance(node.get("table"), dict):
+        return [node["table"]]
+    found = []
+    for entry in node["nested_loop"]:
+        inner = _unwrap(entry)
+        if inner is not None and isinstance(inner.get("table"), dict):
+            found.append(inner["table"])
+    return found
 
 
 def _mysql_find(node: Any, key: str) -> list[dict[str, Any]]:
