@@ -88,9 +88,19 @@ def cmd_check(args: argparse.Namespace) -> int:
         policy_fields["allow_multi_statement"] = True
     if args.default_schema:
         policy_fields["default_schema"] = args.default_schema
+    for name in ("denied_columns", "allowed_functions", "denied_functions", "max_rows", "max_query_length"):
+        if getattr(args, name, None) is not None:
+            policy_fields[name] = getattr(args, name)
+    if getattr(args, "allow_unbounded_writes", False):
+        policy_fields["allow_unbounded_writes"] = True
     sql = args.sql if args.sql != "-" else sys.stdin.read()
     try:
-        verdict = safety.check(sql, args.dialect, Policy(**policy_fields))
+        policy = Policy(**policy_fields)
+    except ValueError as error:
+        _out({"allowed": False, "code": "INVALID_ARGUMENT", "message": str(error).splitlines()[0], "hint": ""})
+        return 2
+    try:
+        verdict = safety.check(sql, args.dialect, policy)
     except SqlgateError as error:
         _out({"allowed": False, **error.to_dict()})
         return 1
@@ -115,11 +125,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check", help="validate SQL offline and print the verdict as JSON")
     check.add_argument("sql", help="the SQL text, or - to read it from stdin")
-    check.add_argument("--dialect", default="postgres", choices=["postgres", "mysql", "sqlite"])
+    check.add_argument("--dialect", default="postgres", choices=["postgres", "mysql", "mariadb", "sqlite"])
     check.add_argument("--mode", choices=["read_only", "read_write"])
     check.add_argument("--tables", dest="allowed_tables", help="whitelisted tables, comma-separated")
     check.add_argument("--default-schema", help="schema that bare table names resolve to")
     check.add_argument("--allow-multi-statement", action="store_true")
+    check.add_argument("--allow-unbounded-writes", action="store_true")
+    check.add_argument("--denied-columns", help="columns no query may read, comma-separated (customers.ssn)")
+    check.add_argument("--allowed-functions", help="lift built-in function denials, comma-separated")
+    check.add_argument("--denied-functions", help="deny more functions, comma-separated")
+    check.add_argument("--max-rows", type=int, help="row cap added to queries (default 1000)")
+    check.add_argument("--max-query-length", type=int, help="longest SQL text accepted (default 100000)")
     check.set_defaults(func=cmd_check)
 
     from sqlgate.commands import add_commands  # health, migrate, call
