@@ -138,3 +138,14 @@ def test_mariadb_sorted_read_with_limit() -> None:
     assert summary.actual_rows == 5 and summary.estimated_rows == 20
     assert [(s.table, s.access, s.index) for s in summary.scans] == [("o", "index_scan", "ix_c")]
     assert summary.sorts[0].keys == ["o.created"]
+
+
+def test_tidb_explain_analyze_rows() -> None:
+    rows = [
+        ("Projection_4", "10.00", "7", "root", "", "time:1.2ms, loops:2", "test.o.id", "1 KB", "N/A"),
+        ("└─TableFullScan_6", "10000.00", "10000", "cop[tikv]", "table:o", "tikv_task:{time:3ms}",
+         "keep order:false", "N/A", "N/A"),
+    ]
+    summary = summarize.summarize_tidb(rows, analyzed=True)
+    assert summary.actual_rows == 7 and summary.estimated_rows == 10
+    assert [(s.table, s.access) for s in summary.scans] == [("o", "full_scan")]

@@ -266,14 +266,20 @@ def summarize_sqlite(rows: list[tuple[Any, ...]], analyzed: bool) -> PlanSummary
 # -------------------------------------------------------------------------- TiDB
 
 def summarize_tidb(rows: list[tuple[Any, ...]], analyzed: bool) -> PlanSummary:
-    """Rows of TiDB's ``EXPLAIN``: (id, estRows, task, access object, operator info)."""
+    """Rows of TiDB's ``EXPLAIN``: (id, estRows, task, access object, operator info);
+    ``EXPLAIN ANALYZE`` adds actRows after estRows and execution info, memory, disk."""
     summary = PlanSummary(database="tidb", analyzed=analyzed,
                           raw=[list(r) for r in rows])
     for position, row in enumerate(rows):
         operator = str(row[0]).strip(" │├└─").split("_")[0]
         est = float(row[1]) if row[1] not in (None, "", "N/A") else None
+        with_actuals = len(row) >= 9
+        if with_actuals:
+            row = (row[0], row[1], row[3], row[4], row[6])
         if position == 0:
             summary.estimated_rows = est
+            if with_actuals:
+                summary.actual_rows = float(rows[0][2])
         access_object = str(row[3] or "")
         table = re.search(r"table:(\w+)", access_object)
         index = re.search(r"index:(\w+)", access_object)
