@@ -61,6 +61,9 @@ def test_case(case: dict[str, Any], dialect: str) -> None:
             assert kind
         if verdict.statement_kinds != ("explain",) and len(verdict.statement_kinds) == 1:
             safety.check(verdict.sql, dialect, policy)
+            # What the driver renders later (db.dialects.bind) is exactly the checked text.
+            rendered = verdict.expressions[0].sql(dialect=verdict.dialect, comments=False, normalize_functions=False)
+            assert rendered == verdict.sql
         return
     assert case["expect"] == "deny", case["id"]
     with pytest.raises(PolicyViolation) as denied:

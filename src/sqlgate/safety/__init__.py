@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from functools import lru_cache
 
+import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ErrorLevel
 
@@ -112,7 +113,7 @@ def _check(sql: str, dialect: str, policy: Policy) -> Verdict:
         else:
             kinds.append(kind)
             writes = writes or statement_writes
-            final = statement.copy()
+            final = statement  # freshly parsed for this check: safe to change in place
             capped = rules.apply_row_cap(final, policy.max_rows + 1) or capped
         touched.extend(n.qualified() for n in names if n.qualified() not in touched)
         text = prefix + _generate(inner, dialect) if prefix else _generate(final, dialect)
@@ -166,8 +167,12 @@ def _placeholders(statement: exp.Expr, dialect: str) -> list[str]:
 
 def _generate(statement: exp.Expr, dialect: str) -> str:
     try:
-        return statement.sql(
-            dialect=dialect, comments=False, unsupported_level=ErrorLevel.RAISE, normalize_functions=False
+        # The generator works on a copy (copy=True): some dialect transforms are not
+        # idempotent (PostgreSQL STRING_AGG ... ORDER BY), and the verdict's tree must
+        # render again, in ``bind``, to exactly this text.
+        return sqlglot.Dialect.get_or_raise(dialect).generate(
+            statement, copy=True, comments=False, unsupported_level=ErrorLevel.RAISE,
+            normalize_functions=False,
         )
     except Exception as exc:  # noqa: BLE001 - what cannot be regenerated is not sent
         raise PolicyViolation(

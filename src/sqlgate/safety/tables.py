@@ -9,6 +9,7 @@ visible CTE explains is a real table and must be on the whitelist.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from sqlglot import exp
 
@@ -58,8 +59,13 @@ def table_name(table: exp.Table, dialect: str) -> TableName:
     return TableName(schema, name)
 
 
-def parse_whitelist(entries: tuple[str, ...], dialect: str) -> frozenset[TableName]:
+def parse_whitelist(entries: tuple[str, ...] | list[str], dialect: str) -> frozenset[TableName]:
     """Whitelist entries are table names as written in the dialect (quote to keep case)."""
+    return _parse_whitelist(tuple(entries), dialect)
+
+
+@lru_cache(maxsize=256)
+def _parse_whitelist(entries: tuple[str, ...], dialect: str) -> frozenset[TableName]:
     names = set()
     for entry in entries:
         try:
