@@ -18,10 +18,16 @@ nothing else, the same rewrite drivers do for ``executemany``.
 
 from __future__ import annotations
 
+import csv
+import datetime as dt
+import decimal
+import io
+import itertools
 import json
 import re
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sqlglot import exp
@@ -53,7 +59,7 @@ class Counts:
         self.skipped += other.skipped
 
 
-@dataclass(frozen=True)
+@dataclass
 class InsertPlan:
     """One column set of one call: the checked statement and how to run it."""
 
@@ -64,6 +70,7 @@ class InsertPlan:
     conflict_columns: tuple[str, ...]
     update_columns: tuple[str, ...]
     verdict: Verdict
+    templates: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     @property
     def upsert(self) -> bool:
@@ -125,6 +132,9 @@ def build_insert(
 
 def _template(plan: InsertPlan, marker: Callable[[int], str]) -> tuple[str, str]:
     """(prefix, suffix) around the checked statement's one VALUES tuple, with markers."""
+    cache_key = marker(0)
+    if cache_key in plan.templates:
+        return plan.templates[cache_key]
     statement = plan.verdict.expressions[0]
     n = len(plan.columns)
     names = {f"p{i}": i for i in range(n)}
@@ -133,34 +143,45 @@ def _template(plan: InsertPlan, marker: Callable[[int], str]) -> tuple[str, str]
     prefix, found, suffix = sql.partition(row)
     if not found or row in suffix:
         raise SqlgateError("sqlgate could not prepare the bulk INSERT", "report this with the table's definition")
+    plan.templates[cache_key] = (prefix, suffix)
     return prefix, suffix
 
 
 # --------------------------------------------------------------------- PostgreSQL
 
 
-def _pg_converter(pg_type: str) -> Callable[[Any], Any]:
-    # Fast paths for the values JSON already gives in the right type; the rest as
-    # execute_query converts parameters (dates from ISO strings, numerics, uuids...).
-    native: tuple[type, ...] = ()
-    if pg_type in ("int2", "int4", "int8"):
-        native = (int,)
-    elif pg_type in ("text", "varchar", "bpchar", "name"):
-        native = (str,)
-    elif pg_type in ("float4", "float8"):
-        native = (float,)
-    elif pg_type == "bool":
-        native = (bool,)
-
-    def convert(value: Any) -> Any:
-        if value is None or type(value) in native:
-            return value
-        return _pg_param(value, pg_type)
-
-    return convert
+_PG_NATIVE: dict[str, frozenset[type]] = {
+    "int2": frozenset({int}), "int4": frozenset({int}), "int8": frozenset({int}),
+    "text": frozenset({str}), "varchar": frozenset({str}), "bpchar": frozenset({str}), "name": frozenset({str}),
+    "float4": frozenset({float}), "float8": frozenset({float}), "bool": frozenset({bool}),
+}
+# Whole-column conversions done in C when every value is a string (the common case:
+# JSON has no dates or decimals); a value that does not convert falls back to _pg_param,
+# which names it in the error.
+_PG_FROM_STRINGS: dict[str, Callable[[str], Any]] = {
+    "date": dt.date.fromisoformat,
+    "timestamp": dt.datetime.fromisoformat,
+    "time": dt.time.fromisoformat,
+    "numeric": decimal.Decimal,
+    "uuid": uuid.UUID,
+}
+_NONE = type(None)
 
 
-async def _pg_converters(plan: InsertPlan, conn: Any) -> list[Callable[[Any], Any]]:
+def _pg_column(values: Sequence[Any], pg_type: str) -> Sequence[Any]:
+    """Coerce one column of JSON values to what asyncpg's binary codec wants for pg_type."""
+    found = set(map(type, values))
+    if found - {_NONE} <= _PG_NATIVE.get(pg_type, frozenset()):
+        return values
+    if found == {str} and pg_type in _PG_FROM_STRINGS:
+        try:
+            return list(map(_PG_FROM_STRINGS[pg_type], values))
+        except (ValueError, ArithmeticError):
+            pass
+    return [None if v is None else _pg_param(v, pg_type) for v in values]
+
+
+async def _pg_types(plan: InsertPlan, conn: Any) -> list[str]:
     cached = plan.database.info.setdefault("bulk_pg_types", {})
     key = (plan.table.schema, plan.table.name, plan.columns)
     types = cached.get(key)
@@ -169,20 +190,75 @@ async def _pg_converters(plan: InsertPlan, conn: Any) -> list[Callable[[Any], An
         row = "(" + ", ".join(f"${i + 1}" for i in range(len(plan.columns))) + ")"
         prepared = await conn.prepare(prefix + row + suffix)
         types = cached[key] = [t.name for t in prepared.get_parameters()]
-    return [_pg_converter(t) for t in types]
+    return list(types)
+
+
+def _pg_records(rows: list[tuple[Any, ...]], types: list[str]) -> list[tuple[Any, ...]]:
+    columns = [_pg_column(values, pg_type) for values, pg_type in zip(zip(*rows, strict=True), types, strict=True)]
+    return list(zip(*columns, strict=True))
+
+
+class _CsvNull(float):
+    """Written by the csv module as an unquoted empty field: NULL in PostgreSQL's CSV COPY
+    (QUOTE_NONNUMERIC quotes every string, so an empty string stays an empty string)."""
+
+    def __str__(self) -> str:
+        return ""
+
+    __repr__ = __str__
+
+
+_CSV_NULL = _CsvNull()
+_CSV_SAFE = frozenset({str, int, float, bool, _NONE})
+# Columns whose text input differs from how execute_query converts JSON (naive timestamps
+# with time zone are UTC there), or that JSON cannot express as text: the binary path.
+_CSV_UNSAFE_TYPES = ("bytea", "timestamptz")
+
+
+async def _chunks(data: bytes, size: int = 1 << 20) -> AsyncIterator[bytes]:
+    # An async source: asyncpg reads a file-like source through a thread, twice per COPY.
+    for start in range(0, len(data), size):
+        yield data[start:start + size]
+
+
+def _pg_csv(rows: list[tuple[Any, ...]], types: list[str]) -> bytes | None:
+    """The rows as CSV for COPY, or None when a value needs converting in Python first."""
+    if any(t in _CSV_UNSAFE_TYPES or t.startswith("_") for t in types):
+        return None
+    kinds = set(map(type, itertools.chain.from_iterable(rows)))
+    if not kinds <= _CSV_SAFE:
+        return None
+    if float in kinds and any(t in ("int2", "int4", "int8") for t in types):
+        return None  # 12.0 for an integer: converted in Python, PostgreSQL's text input refuses it
+    if _NONE in kinds:
+        columns = [
+            [_CSV_NULL if v is None else v for v in values] if None in values else values
+            for values in zip(*rows, strict=True)
+        ]
+        rows = list(zip(*columns, strict=True))
+    buffer = io.StringIO()
+    csv.writer(buffer, quoting=csv.QUOTE_NONNUMERIC, lineterminator="\n").writerows(rows)
+    return buffer.getvalue().encode()
 
 
 async def _pg_insert(plan: InsertPlan, conn: Any, rows: list[tuple[Any, ...]], timeout_s: float) -> Counts:
-    converters = await _pg_converters(plan, conn)
-    pairs = list(zip(converters, range(len(plan.columns)), strict=True))
-    records = [tuple(convert(row[i]) for convert, i in pairs) for row in rows]
+    types = await _pg_types(plan, conn)
     if plan.on_conflict == "error":
-        status = await conn.copy_records_to_table(
-            plan.table.name, records=records, columns=list(plan.columns),
-            schema_name=plan.table.schema, timeout=timeout_s,
-        )
+        csv_data = _pg_csv(rows, types)
+        if csv_data is not None:
+            # Text COPY: PostgreSQL parses the JSON scalars itself, no per-value Python work.
+            status = await conn.copy_to_table(
+                plan.table.name, source=_chunks(csv_data), columns=list(plan.columns),
+                schema_name=plan.table.schema, format="csv", timeout=timeout_s,
+            )
+        else:
+            status = await conn.copy_records_to_table(
+                plan.table.name, records=_pg_records(rows, types), columns=list(plan.columns),
+                schema_name=plan.table.schema, timeout=timeout_s,
+            )
         copied = status.rsplit(" ", 1)[-1]
-        return Counts(inserted=int(copied) if copied.isdigit() else len(records))
+        return Counts(inserted=int(copied) if copied.isdigit() else len(rows))
+    records = _pg_records(rows, types)
     prefix, suffix = _template(plan, lambda i: f"${i + 1}")
     n = len(plan.columns)
     per_statement = max(1, _PG_MAX_PARAMS // n)
@@ -276,7 +352,8 @@ def _mysql_counts(plan: InsertPlan, sent: int, cur: Any, found_rows: bool) -> Co
 async def _sqlite_insert(plan: InsertPlan, conn: Any, rows: list[tuple[Any, ...]], timeout_s: float) -> Counts:
     prefix, suffix = _template(plan, lambda i: "?")
     sql = prefix + "(" + ", ".join("?" * len(plan.columns)) + ")" + suffix
-    args = [tuple(_sqlite_value(v) for v in row) for row in rows]
+    nested = {dict, list} & set(map(type, itertools.chain.from_iterable(rows)))
+    args = [tuple(_sqlite_value(v) for v in row) for row in rows] if nested else rows
     _deadline(conn).arm(int((timeout_s - 2) * 1000))  # per batch, not per transaction
     before = conn.total_changes
     if not plan.upsert:
@@ -319,3 +396,62 @@ async def insert_rows(plan: InsertPlan, conn: Any, rows: list[tuple[Any, ...]], 
         raise
     except Exception as exc:  # driver errors; cancellation propagates untouched
         raise plan.database.driver.map_error(exc, timeout_ms) from exc
+
+
+class StreamFailed(Exception):
+    """A streamed COPY failed; ``record`` is the index of the failing row when known."""
+
+    def __init__(self, error: SqlgateError, record: int | None) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.record = record
+
+
+_COPY_LINE = re.compile(r"\bline (\d+)")
+
+
+async def copy_stream(
+    plan: InsertPlan,
+    conn: Any,
+    batches: list[list[tuple[Any, ...]]],
+    on_batch: Callable[[int, int], Awaitable[None]],
+    timeout_ms: int,
+) -> Counts | None:
+    """PostgreSQL, on_conflict=error, one transaction: every batch in ONE text COPY.
+
+    The server parses batch k while sqlgate encodes batch k+1 (one statement instead of a
+    round trip per batch); ``on_batch(number, rows)`` runs as each batch is sent. None when
+    some value needs converting in Python first (then run the batches one by one).
+    """
+    if plan.database.driver.name != "postgresql" or plan.on_conflict != "error":
+        return None
+    types = await _pg_types(plan, conn)
+    every_row = itertools.chain.from_iterable(batches)
+    if any(t in _CSV_UNSAFE_TYPES or t.startswith("_") for t in types):
+        return None
+    kinds = set(map(type, itertools.chain.from_iterable(every_row)))
+    if not kinds <= _CSV_SAFE or (float in kinds and any(t in ("int2", "int4", "int8") for t in types)):
+        return None
+
+    async def source() -> AsyncIterator[bytes]:
+        for number, rows in enumerate(batches, start=1):
+            data = _pg_csv(rows, types)
+            if data is None:  # checked above; cannot happen
+                raise SqlgateError("sqlgate could not encode a batch", "retry with atomic=false")
+            yield data
+            await on_batch(number, len(rows))
+
+    try:
+        status = await conn.copy_to_table(
+            plan.table.name, source=source(), columns=list(plan.columns),
+            schema_name=plan.table.schema, format="csv", timeout=timeout_ms / 1000 + 2,
+        )
+    except SqlgateError as error:
+        raise StreamFailed(error, None) from error
+    except Exception as exc:  # driver errors; cancellation propagates untouched
+        # PostgreSQL names the COPY input line (1-based) in the error's context.
+        found = _COPY_LINE.search(str(getattr(exc, "context", "") or ""))
+        record = int(found.group(1)) - 1 if found else None
+        raise StreamFailed(plan.database.driver.map_error(exc, timeout_ms), record) from exc
+    copied = status.rsplit(" ", 1)[-1]
+    return Counts(inserted=int(copied) if copied.isdigit() else sum(len(b) for b in batches))

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-import json
+import operator
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
+import pydantic_core
 from mcp.server.mcpserver import Context
 from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import BaseModel, Field
@@ -108,25 +110,34 @@ async def bulk_insert(
     keys = _conflict_columns(info, columns_of, on_conflict, conflict_columns)
     updates = _update_columns(db, info, columns_of, keys, on_conflict, update_columns)
 
-    # Group each batch's records by their column set (one statement shape per group).
     plans: dict[tuple[str, ...], bulk.InsertPlan] = {}
+
+    def plan_for(columns: tuple[str, ...]) -> bulk.InsertPlan:
+        plan = plans.get(columns)
+        if plan is None:
+            plan = plans[columns] = bulk.build_insert(
+                db, info, columns, on_conflict, keys, [c for c in updates if c in columns]
+            )
+            record(sql=plan.verdict.sql, verdict="allowed")
+        return plan
+
     batches: list[list[tuple[bulk.InsertPlan, list[tuple[Any, ...]]]]] = []
-    for start in range(0, len(records), batch_size):
-        groups: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
-        for item in records[start:start + batch_size]:
-            names = columns_of[tuple(item)]
-            groups.setdefault(names[0], []).append(tuple(item.values()) if names[1] else
-                                                   tuple(item[k] for k in names[2]))
-        batch = []
-        for columns, rows in groups.items():
-            plan = plans.get(columns)
-            if plan is None:
-                plan = plans[columns] = bulk.build_insert(
-                    db, info, columns, on_conflict, keys, [c for c in updates if c in columns]
-                )
-                record(sql=plan.verdict.sql, verdict="allowed")
-            batch.append((plan, rows))
-        batches.append(batch)
+    shapes = {columns for columns, _, _ in columns_of.values()}
+    if len(shapes) == 1:  # the usual case: every record has the same columns
+        [(columns, _, getter)] = [columns_of[tuple(records[0])]]
+        if len(columns_of) == 1:
+            rows = list(map(getter, records))
+        else:  # same keys, different order
+            rows = [columns_of[tuple(item)][2](item) for item in records]
+        plan = plan_for(columns)
+        batches = [[(plan, rows[i:i + batch_size])] for i in range(0, len(rows), batch_size)]
+    else:  # group each batch's records by their column set (one statement shape each)
+        for start in range(0, len(records), batch_size):
+            groups: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
+            for item in records[start:start + batch_size]:
+                columns, _, getter = columns_of[tuple(item)]
+                groups.setdefault(columns, []).append(getter(item))
+            batches.append([(plan_for(columns), rows) for columns, rows in groups.items()])
 
     counts, committed, failed = await _run(ctx, db, batches, batch_size, len(records), atomic)
     elapsed = time.perf_counter() - started
@@ -164,7 +175,7 @@ def _check_size(records: list[dict[str, Any]], max_records: int, max_bytes: int)
             f"{len(records)} records in one call; the limit is {max_records}",
             f"split the rows into calls of at most {max_records} records",
         )
-    size = len(json.dumps(records, separators=(",", ":"), default=str))
+    size = len(pydantic_core.to_json(records, fallback=str))
     if size > max_bytes:
         raise InvalidArgument(
             f"the records are {size} bytes as JSON; the limit is {max_bytes}",
@@ -184,15 +195,13 @@ def _denied_columns(db: Database, info: TableInfo) -> set[str]:
     return denied
 
 
-def _column_mapper(
-    db: Database, info: TableInfo, records: list[dict[str, Any]]
-) -> dict[tuple[str, ...], tuple[tuple[str, ...], bool, tuple[str, ...]]]:
-    """Each distinct key set → (reflected columns in table order, keys already in that
-    order?, the record keys in that order). Unknown and denied columns are refused here,
-    before anything is written."""
+def _column_mapper(db: Database, info: TableInfo, records: list[dict[str, Any]]) -> dict[tuple[str, ...], Any]:
+    """Each distinct key set → (reflected columns in table order, the record keys in that
+    order, a getter giving a record's values in that order). Unknown and denied columns
+    are refused here, before anything is written."""
     denied = _denied_columns(db, info)
     order = {c.name: i for i, c in enumerate(info.columns)}
-    mapped: dict[tuple[str, ...], tuple[tuple[str, ...], bool, tuple[str, ...]]] = {}
+    mapped: dict[tuple[str, ...], Any] = {}
     for index, item in enumerate(records):
         keyset = tuple(item)
         if keyset in mapped:
@@ -219,11 +228,16 @@ def _column_mapper(
         resolved.sort(key=lambda pair: order[pair[0]])
         columns = tuple(c for c, _ in resolved)
         source = tuple(k for _, k in resolved)
-        mapped[keyset] = (columns, source == keyset, source)
+        getter = operator.itemgetter(*source) if len(source) > 1 else _one(source[0])
+        mapped[keyset] = (columns, source, getter)
     return mapped
 
 
-def _common_columns(columns_of: dict[Any, tuple[tuple[str, ...], bool, tuple[str, ...]]]) -> set[str]:
+def _one(key: str) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+    return lambda item: (item[key],)
+
+
+def _common_columns(columns_of: dict[Any, Any]) -> set[str]:
     sets = [set(columns) for columns, _, _ in columns_of.values()]
     return set.intersection(*sets) if sets else set()
 
@@ -310,7 +324,29 @@ async def _run(
     isolation = "serializable" if db.driver.name == "sqlite" else None
     done = 0
     tx: GuardedTransaction | None = None
+
+    async def sent(number: int, rows: int) -> None:
+        nonlocal done
+        done += rows
+        await ctx.report_progress(done, total, f"batch {number}/{len(batches)}")
+
     try:
+        single_shape = all(len(batch) == 1 and batch[0][0] is batches[0][0][0] for batch in batches)
+        if atomic and single_shape:
+            # PostgreSQL: every batch through one streamed COPY (see bulk.copy_stream).
+            tx = await GuardedTransaction(db, read_only=False, isolation=isolation).start()
+            try:
+                streamed = await bulk.copy_stream(
+                    batches[0][0][0], tx.connection, [batch[0][1] for batch in batches], sent, timeout_ms
+                )
+            except bulk.StreamFailed as failure:
+                await tx.rollback()
+                number = failure.record // batch_size + 1 if failure.record is not None else None
+                raise _atomic_failure(failure.error, number, len(batches), batch_size, total) from failure
+            if streamed is not None:
+                await tx.commit()
+                tx = None
+                return streamed, len(batches), []
         for number, batch in enumerate(batches, start=1):
             if tx is None:
                 tx = await GuardedTransaction(db, read_only=False, isolation=isolation).start()
@@ -324,22 +360,16 @@ async def _run(
             except SqlgateError as error:
                 await tx.rollback()
                 tx = None
-                first = (number - 1) * batch_size
-                last = min(first + batch_size, total) - 1
                 if atomic:
-                    raise OperationFailed(
-                        error,
-                        f"batch {number} of {len(batches)} (records {first}-{last}) failed: {error.message}; "
-                        "the transaction was rolled back, nothing was written",
-                        {"failed_batch": number, "first_record": first, "last_record": last, "committed": False},
-                    ) from error
+                    raise _atomic_failure(error, number, len(batches), batch_size, total) from error
+                first = (number - 1) * batch_size
                 failed = FailedBatch(
-                    batch=number, first_record=first, last_record=last, code=error.code, message=error.message
+                    batch=number, first_record=first, last_record=min(first + batch_size, total) - 1,
+                    code=error.code, message=error.message,
                 )
                 return counts, number - 1, [failed]
             counts.add(batch_counts)
-            done += sum(len(rows) for _, rows in batch)
-            await ctx.report_progress(done, total, f"batch {number}/{len(batches)}")
+            await sent(number, sum(len(rows) for _, rows in batch))
         if tx is not None:
             await tx.commit()
             tx = None
@@ -347,6 +377,24 @@ async def _run(
         if tx is not None:  # cancelled, or an unexpected error: never half-commit
             await tx.rollback()
     return counts, len(batches), []
+
+
+def _atomic_failure(
+    error: SqlgateError, number: int | None, batches: int, batch_size: int, total: int
+) -> OperationFailed:
+    if number is None:
+        return OperationFailed(
+            error, f"the insert failed: {error.message}; the transaction was rolled back, nothing was written",
+            {"committed": False},
+        )
+    first = (number - 1) * batch_size
+    last = min(first + batch_size, total) - 1
+    return OperationFailed(
+        error,
+        f"batch {number} of {batches} (records {first}-{last}) failed: {error.message}; "
+        "the transaction was rolled back, nothing was written",
+        {"failed_batch": number, "first_record": first, "last_record": last, "committed": False},
+    )
 
 
 def register(server: Any, all_read_only: bool) -> None:
