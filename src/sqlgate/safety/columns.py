@@ -74,13 +74,12 @@ def _deny_star(where: str) -> PolicyViolation:
     )
 
 
-def _deny_column(name: str) -> PolicyViolation:
-    return PolicyViolation(
-        f"column {name} is not allowed",
-        "remove it from the query (selecting, filtering, sorting or joining on it all read it); "
-        "name the columns you need",
-        code="COLUMN_NOT_ALLOWED",
-    )
+def _deny_column(name: str, qualified: bool = True) -> PolicyViolation:
+    hint = ("remove it from the query (selecting, filtering, sorting or joining on it all read it); "
+            "name the columns you need")
+    if not qualified:
+        hint += f"; if you mean another table's {name}, qualify it with that table's name or alias"
+    return PolicyViolation(f"column {name} is not allowed", hint, code="COLUMN_NOT_ALLOWED")
 
 
 def check_columns(statement: exp.Expr, dialect: str, entries: tuple[str, ...], default_schema: str | None) -> None:
@@ -116,7 +115,7 @@ def check_columns(statement: exp.Expr, dialect: str, entries: tuple[str, ...], d
             if name in by_alias.get(qualifier, ()):
                 raise _deny_column(f"{column.table}.{column.name}")
         elif name in every:
-            raise _deny_column(column.name)
+            raise _deny_column(column.name, qualified=False)
         elif dialect == "postgres" and name in by_alias:
             raise _deny_star(f"the whole-row reference {column.name}")
     for star in statement.find_all(exp.Star):

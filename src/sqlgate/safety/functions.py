@@ -37,6 +37,8 @@ _POSTGRES = frozenset(
         "schema_to_xml", "schema_to_xmlschema", "schema_to_xml_and_xmlschema",
         "database_to_xml", "database_to_xmlschema", "database_to_xml_and_xmlschema",
         "cursor_to_xml", "cursor_to_xmlschema", "ts_stat", "ts_rewrite",
+        # tablefunc: crosstab runs SQL text, connectby reads a table named in a string
+        "crosstab*", "connectby",
         # session and server state
         "set_config", "pg_reload_conf", "pg_rotate_logfile", "pg_switch_wal", "pg_switch_xlog",
         "pg_create_restore_point", "pg_promote", "pg_import_system_collations",
