@@ -107,3 +107,40 @@ def test_allowed_exactly_when_no_forbidden_table(query: tuple[str, set[str]], di
     else:
         assert not isinstance(outcome, PolicyViolation), (sql, getattr(outcome, "message", ""))
         assert set(outcome.tables) <= set(ALLOWED)  # type: ignore[attr-defined]
+
+
+# --------------------------------------------------------------- denied columns
+
+DENY_SSN = Policy(allowed_tables=ALLOWED, denied_columns=("customers.ssn",))
+COLUMN_REFS = st.tuples(st.sampled_from(["c", "o", ""]), st.sampled_from(["id", "name", "ssn", "*"]))
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    refs=st.lists(COLUMN_REFS, min_size=1, max_size=4),
+    where=st.lists(COLUMN_REFS.filter(lambda r: r[1] != "*"), max_size=2),
+    join_customers=st.booleans(),
+    dialect=st.sampled_from(DIALECTS),
+)
+def test_denied_column_read_exactly_when_referenced(
+    refs: list[tuple[str, str]], where: list[tuple[str, str]], join_customers: bool, dialect: str
+) -> None:
+    aliases = {"o"} | ({"c"} if join_customers else set())
+    refs = [r for r in refs if r[0] in aliases or r[0] == ""] or [("o", "id")]
+    where = [r for r in where if r[0] in aliases or r[0] == ""]
+    stars = [r for r in refs if r[1] == "*"]
+    if stars and len(refs) > 1:
+        refs = stars[:1]  # a lone * or t.*
+    sql = "SELECT " + ", ".join(f"{q}.{n}" if q else n for q, n in refs) + " FROM orders o"
+    if join_customers:
+        sql += " JOIN customers c ON c.id = o.customer_id"
+    if where:
+        sql += " WHERE " + " AND ".join((f"{q}.{n}" if q else n) + " = 1" for q, n in where)
+    reads_ssn = join_customers and any(n == "ssn" and q in ("c", "") for q, n in refs + where)
+    star_over_customers = join_customers and any(n == "*" and q in ("c", "") for q, n in refs)
+    outcome = _check(sql, dialect, DENY_SSN)
+    if reads_ssn or star_over_customers:
+        assert isinstance(outcome, PolicyViolation), sql
+        assert outcome.code == "COLUMN_NOT_ALLOWED", (sql, outcome.message)
+    else:
+        assert not isinstance(outcome, PolicyViolation), (sql, getattr(outcome, "message", ""))
