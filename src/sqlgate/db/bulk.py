@@ -26,7 +26,7 @@ import itertools
 import json
 import re
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -221,8 +221,8 @@ async def _chunks(data: bytes, size: int = 1 << 20) -> AsyncIterator[bytes]:
         yield data[start:start + size]
 
 
-def _pg_csv(rows: list[tuple[Any, ...]], types: list[str]) -> bytes | None:
-    """The rows as CSV for COPY, or None when a value needs converting in Python first."""
+def _csv_ok(rows: Iterable[tuple[Any, ...]], types: list[str]) -> set[type] | None:
+    """The value types in ``rows`` when all of them can go to COPY as CSV text, else None."""
     if any(t in _CSV_UNSAFE_TYPES or t.startswith("_") for t in types):
         return None
     kinds = set(map(type, itertools.chain.from_iterable(rows)))
@@ -230,6 +230,14 @@ def _pg_csv(rows: list[tuple[Any, ...]], types: list[str]) -> bytes | None:
         return None
     if float in kinds and any(t in ("int2", "int4", "int8") for t in types):
         return None  # 12.0 for an integer: converted in Python, PostgreSQL's text input refuses it
+    return kinds
+
+
+def _pg_csv(rows: list[tuple[Any, ...]], types: list[str], kinds: set[type] | None = None) -> bytes | None:
+    """The rows as CSV for COPY, or None when a value needs converting in Python first."""
+    kinds = kinds or _csv_ok(rows, types)
+    if kinds is None:
+        return None
     if _NONE in kinds:
         columns = [
             [_CSV_NULL if v is None else v for v in values] if None in values else values
@@ -426,16 +434,13 @@ async def copy_stream(
     if plan.database.driver.name != "postgresql" or plan.on_conflict != "error":
         return None
     types = await _pg_types(plan, conn)
-    every_row = itertools.chain.from_iterable(batches)
-    if any(t in _CSV_UNSAFE_TYPES or t.startswith("_") for t in types):
-        return None
-    kinds = set(map(type, itertools.chain.from_iterable(every_row)))
-    if not kinds <= _CSV_SAFE or (float in kinds and any(t in ("int2", "int4", "int8") for t in types)):
+    kinds = _csv_ok(itertools.chain.from_iterable(batches), types)
+    if kinds is None:
         return None
 
     async def source() -> AsyncIterator[bytes]:
         for number, rows in enumerate(batches, start=1):
-            data = _pg_csv(rows, types)
+            data = _pg_csv(rows, types, kinds)  # may hold NULLs the batch does not: harmless
             if data is None:  # checked above; cannot happen
                 raise SqlgateError("sqlgate could not encode a batch", "retry with atomic=false")
             yield data

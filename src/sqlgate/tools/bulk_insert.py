@@ -101,12 +101,18 @@ async def bulk_insert(
             code="WRITE_NOT_ALLOWED",
         )
     settings = runtime(ctx).settings
-    _check_size(records, settings.bulk_max_records, settings.bulk_max_payload_bytes)
+    if len(records) > settings.bulk_max_records:
+        raise InvalidArgument(
+            f"{len(records)} records in one call; the limit is {settings.bulk_max_records}",
+            f"split the rows into calls of at most {settings.bulk_max_records} records",
+        )
+    uniform = _uniform_rows(records)  # every record has the same keys: the usual case
+    _check_size(records, uniform, settings.bulk_max_payload_bytes)
     info = await table_info(db, table)
     record(tables=[info.name if not info.schema else f"{info.schema}.{info.name}"])
     if info.is_view:
         raise InvalidArgument(f"{table} is a view", "bulk_insert writes tables; insert into the base table")
-    columns_of = _column_mapper(db, info, records)
+    columns_of = _column_mapper(db, info, records[:1] if uniform is not None else records)
     keys = _conflict_columns(info, columns_of, on_conflict, conflict_columns)
     updates = _update_columns(db, info, columns_of, keys, on_conflict, update_columns)
 
@@ -124,8 +130,10 @@ async def bulk_insert(
     batches: list[list[tuple[bulk.InsertPlan, list[tuple[Any, ...]]]]] = []
     shapes = {columns for columns, _, _ in columns_of.values()}
     if len(shapes) == 1:  # the usual case: every record has the same columns
-        [(columns, _, getter)] = [columns_of[tuple(records[0])]]
-        if len(columns_of) == 1:
+        [(columns, source, getter)] = [columns_of[tuple(records[0])]]
+        if uniform is not None and source == tuple(records[0]):
+            rows = uniform  # already in table column order
+        elif uniform is not None or len(columns_of) == 1:
             rows = list(map(getter, records))
         else:  # same keys, different order
             rows = [columns_of[tuple(item)][2](item) for item in records]
@@ -169,13 +177,17 @@ async def bulk_insert(
     )
 
 
-def _check_size(records: list[dict[str, Any]], max_records: int, max_bytes: int) -> None:
-    if len(records) > max_records:
-        raise InvalidArgument(
-            f"{len(records)} records in one call; the limit is {max_records}",
-            f"split the rows into calls of at most {max_records} records",
+def _check_size(records: list[dict[str, Any]], uniform: list[tuple[Any, ...]] | None, max_bytes: int) -> None:
+    """Refuse records whose compact JSON is larger than ``max_bytes``."""
+    if uniform is not None:
+        # Same keys in every record: the values as JSON arrays, plus the keys' share,
+        # which is the same for every record (a third less to serialize).
+        keys_share = len(pydantic_core.to_json(records[0], fallback=str)) - len(
+            pydantic_core.to_json(uniform[0], fallback=str)
         )
-    size = len(pydantic_core.to_json(records, fallback=str))
+        size = len(pydantic_core.to_json(uniform, fallback=str)) + keys_share * len(records)
+    else:
+        size = len(pydantic_core.to_json(records, fallback=str))
     if size > max_bytes:
         raise InvalidArgument(
             f"the records are {size} bytes as JSON; the limit is {max_bytes}",
@@ -202,18 +214,16 @@ def _column_mapper(db: Database, info: TableInfo, records: list[dict[str, Any]])
     denied = _denied_columns(db, info)
     order = {c.name: i for i, c in enumerate(info.columns)}
     mapped: dict[tuple[str, ...], Any] = {}
-    for index, item in enumerate(records):
-        keyset = tuple(item)
-        if keyset in mapped:
-            continue
+    # Distinct key sets in first-seen order, collected in C (one pass over the records).
+    for keyset in dict.fromkeys(map(tuple, records)):
         if not keyset:
-            raise InvalidArgument(f"record {index} is empty", "give every record at least one column")
+            raise InvalidArgument(f"record {_first(records, keyset)} is empty", "give every record at least one column")
         resolved: list[tuple[str, str]] = []
         for key in keyset:
             column = info.column(key)
             if column is None:
                 raise InvalidArgument(
-                    f"record {index}: {key!r} is not a column of {info.name}",
+                    f"record {_first(records, keyset)}: {key!r} is not a column of {info.name}",
                     f"the columns are: {', '.join(info.column_names)}",
                 )
             if column.name.lower() in denied:
@@ -224,13 +234,36 @@ def _column_mapper(db: Database, info: TableInfo, records: list[dict[str, Any]])
                 )
             resolved.append((column.name, key))
         if len({c for c, _ in resolved}) != len(resolved):
-            raise InvalidArgument(f"record {index} names a column twice", "give each column once")
+            raise InvalidArgument(
+                f"record {_first(records, keyset)} names a column twice", "give each column once"
+            )
         resolved.sort(key=lambda pair: order[pair[0]])
         columns = tuple(c for c, _ in resolved)
         source = tuple(k for _, k in resolved)
         getter = operator.itemgetter(*source) if len(source) > 1 else _one(source[0])
         mapped[keyset] = (columns, source, getter)
     return mapped
+
+
+def _uniform_rows(records: list[dict[str, Any]]) -> list[tuple[Any, ...]] | None:
+    """Every record's values in the first record's key order, if all have the same keys.
+
+    Equal sizes plus every record holding each of the first record's keys means equal key
+    sets; both checks run in C, so the common case costs no Python loop per record.
+    """
+    size = len(records[0])
+    if size == 0 or set(map(len, records)) != {size}:
+        return None
+    getter = operator.itemgetter(*records[0]) if size > 1 else _one(next(iter(records[0])))
+    try:
+        return list(map(getter, records))
+    except KeyError:
+        return None
+
+
+def _first(records: list[dict[str, Any]], keyset: tuple[str, ...]) -> int:
+    """Index of the first record with these keys (for error messages only)."""
+    return next(i for i, item in enumerate(records) if tuple(item) == keyset)
 
 
 def _one(key: str) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
