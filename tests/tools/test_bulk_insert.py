@@ -317,3 +317,38 @@ async def test_postgres_types_that_need_conversion(postgres_backend: Backend) ->
     # PostgreSQL's own input check (text COPY) or sqlgate's conversion: either names the value.
     assert error_code(bad) in ("DB_ERROR", "INVALID_ARGUMENT")
     assert "not-a-uuid" in bad.structured_content["error"]["message"]
+
+
+TRICKY = ["x'); DROP TABLE t; --", 'quote " and, comma', "new\nline", "", "\\N", "NULL", "  "]
+
+
+async def test_values_are_stored_exactly_empty_strings_and_nulls_apart(backend: Backend) -> None:
+    table = await make_table(backend)
+    records = [{"id": i, "name": value, "note": value} for i, value in enumerate(TRICKY)]
+    records.append({"id": 100, "name": "null note", "note": None})
+    async with backend.client(mode="read_write", allowed_tables=table) as client:
+        result = await client.call_tool("bulk_insert", {"table": table, "records": records})
+    assert not result.is_error, result.content
+    found = await rows(backend, table)
+    assert [(r[1], r[2]) for r in found] == [(v, v) for v in TRICKY] + [("null note", None)]
+
+
+QUOTED_DDL = {
+    "sqlite": 'CREATE TABLE {t} (id INTEGER PRIMARY KEY, "order" INTEGER, "Mixed Case" VARCHAR(20))',
+    "postgres": 'CREATE TABLE {t} (id INTEGER PRIMARY KEY, "order" INTEGER, "Mixed Case" VARCHAR(20))',
+    "mysql": "CREATE TABLE {t} (id INTEGER PRIMARY KEY, `order` INTEGER, `Mixed Case` VARCHAR(20))",
+}
+
+
+@pytest.mark.parametrize("on_conflict", ["error", "update"])
+async def test_reserved_and_mixed_case_column_names_are_quoted(backend: Backend, on_conflict: str) -> None:
+    table = unique("bi_quoted")
+    await backend.aexecute(QUOTED_DDL[backend.name].format(t=table))
+    records = [{"id": 1, "order": 5, "Mixed Case": "a"}, {"id": 2, "order": 6, "Mixed Case": "b"}]
+    async with backend.client(mode="read_write", allowed_tables=table) as client:
+        result = await client.call_tool(
+            "bulk_insert", {"table": table, "records": records, "on_conflict": on_conflict}
+        )
+    assert not result.is_error, result.content
+    assert result.structured_content["inserted"] == 2
+    assert await count(backend, table) == 2
