@@ -107,6 +107,9 @@ def test_allowed_exactly_when_no_forbidden_table(query: tuple[str, set[str]], di
     else:
         assert not isinstance(outcome, PolicyViolation), (sql, getattr(outcome, "message", ""))
         assert set(outcome.tables) <= set(ALLOWED)  # type: ignore[attr-defined]
+        # What is sent passes the validator too, reading the same tables.
+        again = safety.check(outcome.sql, dialect, POLICY)  # type: ignore[attr-defined]
+        assert set(again.tables) == set(outcome.tables)  # type: ignore[attr-defined]
 
 
 # --------------------------------------------------------------- denied columns
