@@ -18,6 +18,8 @@ transactions), and the least-privilege role in the README limits what they can r
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from sqlglot import exp
 
 from sqlgate.errors import PolicyViolation
@@ -128,22 +130,15 @@ def _split(names: frozenset[str] | set[str]) -> tuple[frozenset[str], tuple[str,
     return exact, prefixes
 
 
-_CACHE: dict[tuple[str, tuple[str, ...], tuple[str, ...]], tuple[frozenset[str], tuple[str, ...], frozenset[str]]] = {}
-
-
+@lru_cache(maxsize=256)
 def _deny_rules(dialect: str, allowed: tuple[str, ...], denied: tuple[str, ...]) -> tuple[
     frozenset[str], tuple[str, ...], frozenset[str]
 ]:
-    key = (dialect, allowed, denied)
-    rules = _CACHE.get(key)
-    if rules is None:
-        names = set(BUILT_IN_DENIED.get(dialect, frozenset())) | {d.lower().strip() for d in denied}
-        lifted = frozenset(a.lower().strip() for a in allowed)
-        exact, prefixes = _split(names - lifted)
-        rules = (exact, prefixes, lifted)
-        if len(_CACHE) < 256:
-            _CACHE[key] = rules
-    return rules
+    """(exact names, prefixes, lifted names) for one dialect and policy."""
+    names = set(BUILT_IN_DENIED.get(dialect, frozenset())) | {d.lower().strip() for d in denied}
+    lifted = frozenset(a.lower().strip() for a in allowed)
+    exact, prefixes = _split(names - lifted)
+    return exact, prefixes, lifted
 
 
 def is_denied(name: str, dialect: str, allowed: tuple[str, ...] = (), denied: tuple[str, ...] = ()) -> bool:

@@ -18,7 +18,7 @@ import re
 import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ErrorLevel
-from sqlglot.tokens import Token, TokenType
+from sqlglot.tokenizer_core import Token, TokenType
 
 from sqlgate.errors import PolicyViolation
 
