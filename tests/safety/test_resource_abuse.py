@@ -80,3 +80,32 @@ async def test_server_survives_pathological_queries(sqlite_backend: Backend) -> 
         result = await client.call_tool("execute_query", {"query": f"SELECT id FROM {table}"})
         assert not result.is_error
         assert result.structured_content["rows"] == [[7]]
+
+
+async def test_stdio_server_with_huge_recursion_limit_survives(sqlite_backend: Backend, tmp_path: object) -> None:
+    """The hard case: a server process whose recursion limit is so high that the compiled
+    parser would overflow the C stack (segfault) on deep input before Python noticed.
+    The pre-parse guards must keep such input away from the parser entirely."""
+    import sys
+
+    from mcp import Client, StdioServerParameters
+
+    table = unique("sfab")
+    await sqlite_backend.aexecute(f"CREATE TABLE {table} (id INTEGER PRIMARY KEY)", f"INSERT INTO {table} VALUES (8)")
+    launcher = (
+        "import sys; sys.setrecursionlimit(1_000_000); from sqlgate.cli import main; "
+        "sys.exit(main(sys.argv[1:]))"
+    )
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=["-c", launcher, "serve", "--database-url", sqlite_backend.url, "--allowed-tables", table,
+              "--max-query-length", "50000000", "--data-dir", str(tmp_path), "--log-level", "WARNING",
+              "--no-audit-enabled"],
+    )
+    async with Client(params) as client:
+        for name, sql in sorted(PATHOLOGICAL.items()):
+            result = await client.call_tool("execute_query", {"query": sql})
+            assert result.is_error, name
+            assert result.structured_content["error"]["code"] in ("QUERY_TOO_COMPLEX", "PARSE_ERROR"), name
+        result = await client.call_tool("execute_query", {"query": f"SELECT id FROM {table}"})
+        assert result.structured_content["rows"] == [[8]]
