@@ -147,3 +147,34 @@ def test_denied_column_read_exactly_when_referenced(
         assert outcome.code == "COLUMN_NOT_ALLOWED", (sql, outcome.message)
     else:
         assert not isinstance(outcome, PolicyViolation), (sql, getattr(outcome, "message", ""))
+
+
+RW = Policy(allowed_tables=ALLOWED, mode="read_write")
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    query=queries(depth=2),
+    target=st.sampled_from(ALLOWED + FORBIDDEN),
+    cte=st.sampled_from(("src",) + ALLOWED + FORBIDDEN),
+    verb=st.sampled_from(["insert", "update", "delete"]),
+    dialect=st.sampled_from(("postgres", "sqlite")),
+)
+def test_write_target_is_checked_even_when_a_cte_shadows_it(
+    query: tuple[str, set[str]], target: str, cte: str, verb: str, dialect: str
+) -> None:
+    inner, used = query
+    if verb == "insert":
+        body = f"INSERT INTO {target} (id) SELECT id FROM {cte}"
+    elif verb == "update":
+        body = f"UPDATE {target} SET id = 1 WHERE id IN (SELECT id FROM {cte})"
+    else:
+        body = f"DELETE FROM {target} WHERE id IN (SELECT id FROM {cte})"
+    sql = f"WITH {cte} AS ({inner}) {body}"
+    outcome = _check(sql, dialect, RW)
+    forbidden = (used | {target}) & set(FORBIDDEN)
+    if forbidden:
+        assert isinstance(outcome, PolicyViolation), sql
+        assert outcome.code == "TABLE_NOT_ALLOWED", (sql, outcome.message)
+    else:
+        assert not isinstance(outcome, PolicyViolation), (sql, getattr(outcome, "message", ""))

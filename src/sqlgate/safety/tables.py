@@ -118,10 +118,26 @@ def referenced_tables(statement: exp.Expr, dialect: str) -> list[TableName]:
                 code="TABLE_NOT_ALLOWED",
             )
         name = table_name(table, dialect)
-        if name.schema is None and _cte_visible(table, name.name, dialect):
+        if name.schema is None and not _is_write_target(table) and _cte_visible(table, name.name, dialect):
             continue
         found.append(name)
     return found
+
+
+_DML_TARGETS = (exp.Insert, exp.Update, exp.Delete, exp.Merge)
+
+
+def _is_write_target(table: exp.Table) -> bool:
+    """The table an INSERT/UPDATE/DELETE/MERGE writes is always a real table: the
+    databases never resolve a write target to a CTE (``WITH t AS (...) INSERT INTO t``
+    writes the real ``t``), so a CTE of the same name must not hide it."""
+    node: exp.Expr = table
+    parent = table.parent
+    if isinstance(parent, exp.Schema) and parent.this is table:
+        node, parent = parent, parent.parent
+    if not isinstance(parent, _DML_TARGETS):
+        return False
+    return parent.this is node or any(t is node for t in parent.args.get("tables") or ())
 
 
 def check_tables(
