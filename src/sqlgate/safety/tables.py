@@ -151,11 +151,16 @@ def check_tables(
         if _allowed(table, whitelist, default):
             continue
         shown = sorted(t.qualified() for t in whitelist)
-        hint = ("allowed tables: " + ", ".join(shown)) if shown else "no tables are whitelisted"
+        listed = ", ".join(shown[:_HINT_TABLES])
+        if len(shown) > _HINT_TABLES:
+            listed += f" and {len(shown) - _HINT_TABLES} more (describe_schema lists them all)"
+        hint = ("allowed tables: " + listed) if shown else "no tables are whitelisted"
         if _is_catalog(table):
             hint = "system catalogs are not available; use the describe_schema tool. " + hint
         raise PolicyViolation(f"table {table.qualified()} is not allowed", hint, code="TABLE_NOT_ALLOWED")
 
+
+_HINT_TABLES = 40  # a hint names at most this many allowed tables
 
 _CATALOG_SCHEMAS = {"pg_catalog", "information_schema", "mysql", "performance_schema", "sys", "pg_toast"}
 
