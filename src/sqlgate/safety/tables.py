@@ -118,6 +118,13 @@ def referenced_tables(statement: exp.Expr, dialect: str) -> list[TableName]:
                 code="TABLE_NOT_ALLOWED",
             )
         name = table_name(table, dialect)
+        if name.schema is None and name.name == "dual" and dialect == "mysql" and not table.this.quoted:
+            # MySQL's DUAL is a keyword, but sqlglot re-renders it as `DUAL` in backticks,
+            # which names a real table: refuse rather than send something else.
+            raise PolicyViolation(
+                "FROM DUAL is not supported", "leave FROM DUAL out: SELECT NOW() works alone",
+                code="TABLE_NOT_ALLOWED",
+            )
         if name.schema is None and not _is_write_target(table) and _cte_visible(table, name.name, dialect):
             continue
         found.append(name)
