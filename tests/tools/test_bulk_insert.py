@@ -352,3 +352,20 @@ async def test_reserved_and_mixed_case_column_names_are_quoted(backend: Backend,
     assert not result.is_error, result.content
     assert result.structured_content["inserted"] == 2
     assert await count(backend, table) == 2
+
+
+async def test_mysql_ignore_skips_duplicates_only(mysql_backend: Backend) -> None:
+    # INSERT IGNORE would store a cut-down value and a '' for NULL; sqlgate refuses instead.
+    table = await make_table(mysql_backend)
+    await seed(mysql_backend, table)
+    async with mysql_backend.client(mode="read_write", allowed_tables=table) as client:
+        too_long = await client.call_tool("bulk_insert", {
+            "table": table, "on_conflict": "ignore",
+            "records": [{"id": 1, "name": "dup"}, {"id": 7, "name": "x" * 150}],
+        })
+        null_name = await client.call_tool("bulk_insert", {
+            "table": table, "on_conflict": "ignore", "records": [{"id": 8, "name": None}],
+        })
+    assert error_code(too_long) == "DB_ERROR" and "name" in too_long.structured_content["error"]["message"]
+    assert error_code(null_name) == "DB_ERROR"
+    assert await count(mysql_backend, table) == 3

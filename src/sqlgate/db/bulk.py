@@ -34,7 +34,7 @@ from sqlglot import exp
 
 from sqlgate import safety
 from sqlgate.db.dialects import _deadline, _mysql_literal, _pg_param, bind
-from sqlgate.errors import SqlgateError
+from sqlgate.errors import DatabaseError, SqlgateError
 
 if TYPE_CHECKING:
     from sqlgate.db.engines import Database
@@ -329,11 +329,31 @@ async def _mysql_insert(plan: InsertPlan, conn: Any, rows: list[tuple[Any, ...]]
             size += len(text) + 1
             if size >= _MYSQL_MAX_STATEMENT or index == len(rows) - 1:
                 await asyncio.wait_for(cur.execute(prefix + ",".join(batch) + suffix), timeout=timeout_s)
-                counts.add(_mysql_counts(plan, len(batch), cur, found_rows))
+                done = _mysql_counts(plan, len(batch), cur, found_rows)
+                if not plan.upsert and plan.on_conflict != "error":
+                    await _mysql_check_ignore(cur, done.skipped)
+                counts.add(done)
                 batch, size = [], len(prefix) + len(suffix)
     finally:
         await cur.close()
     return counts
+
+
+async def _mysql_check_ignore(cur: Any, skipped: int) -> None:
+    """INSERT IGNORE also turns errors into warnings (a NULL into NOT NULL, a value too
+    long, a bad date...) and stores something else. sqlgate ignores duplicate keys only:
+    each skipped row leaves one warning; any more and the statement changed data."""
+    warnings = getattr(getattr(cur, "_result", None), "warning_count", 0) or 0
+    if warnings <= skipped:
+        return
+    await cur.execute("SHOW WARNINGS")
+    found = await cur.fetchall()
+    other = [str(w[2]) for w in found if len(w) > 2 and w[1] != 1062]
+    raise DatabaseError(
+        "the database would have stored changed values under INSERT IGNORE: "
+        + ("; ".join(other[:3]) or f"{warnings - skipped} warning(s) besides duplicate keys"),
+        "fix the records (lengths, NOT NULL columns, value types); nothing of this call was kept",
+    )
 
 
 def _mysql_counts(plan: InsertPlan, sent: int, cur: Any, found_rows: bool) -> Counts:
