@@ -391,7 +391,8 @@ async def _run(
                     await tx.commit()
                     tx = None
             except SqlgateError as error:
-                await tx.rollback()
+                if tx is not None:
+                    await tx.rollback()
                 tx = None
                 if atomic:
                     raise _atomic_failure(error, number, len(batches), batch_size, total) from error

@@ -190,7 +190,7 @@ def _validate(
     """Check every operation before any runs: SQL through safety.check, parameters."""
     if required and not operations:
         raise InvalidArgument("no operations given", 'pass operations: [{"query": "...", "parameters": {...}}]')
-    checked = []
+    checked: list[tuple[Verdict, dict[str, Any], str]] = []
     for index, operation in enumerate(operations):
         try:
             verdict = check_sql(db, operation.query)
