@@ -56,6 +56,9 @@ PATHOLOGICAL = {
     "5k UNION branches": " UNION ".join(["SELECT 1"] * 5_000),
     "200k-item IN list": "SELECT id FROM orders WHERE id IN (" + ",".join(["1"] * 200_000) + ")",
     "100 kB string literal": "SELECT '" + "x" * 99_980 + "'",
+    "2,200 chained CTEs": "WITH c0 AS (SELECT 1 AS x), "
+    + ", ".join(f"c{i} AS (SELECT x FROM c{i - 1})" for i in range(1, 2_200))
+    + " SELECT * FROM c2199",
 }
 
 
