@@ -73,8 +73,23 @@ def _parse_whitelist(entries: tuple[str, ...], dialect: str) -> frozenset[TableN
         except Exception:  # noqa: S112 - a bad entry whitelists nothing
             continue
         if isinstance(table, exp.Table) and not table.args.get("catalog"):
-            names.add(TableName(_key(table.args.get("db"), dialect), _key(table.this, dialect) or ""))
+            for schema in _entry_keys(table.args.get("db"), dialect):
+                for name in _entry_keys(table.this, dialect):
+                    if name:
+                        names.add(TableName(schema, name))
     return frozenset(names)
+
+
+def _entry_keys(identifier: exp.Identifier | None, dialect: str) -> set[str | None]:
+    """An unquoted mixed-case PostgreSQL entry (``Events``) is ambiguous: folded it means
+    ``events``, but names reflected at start-up arrive unquoted with their real case
+    (the table ``"Events"``). The operator typed both readings, so both are whitelisted."""
+    key = _key(identifier, dialect)
+    keys: set[str | None] = {key}
+    if (dialect in _CASE_SENSITIVE_WHEN_QUOTED and isinstance(identifier, exp.Identifier)
+            and not identifier.quoted and str(identifier.this) != key):
+        keys.add(str(identifier.this))
+    return keys
 
 
 def _cte_positions(with_: exp.With, dialect: str, memo: dict[int, dict[str, int]] | None) -> dict[str, int]:
