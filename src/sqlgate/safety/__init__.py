@@ -91,6 +91,15 @@ def _check(sql: str, dialect: str, policy: Policy) -> Verdict:
                 )
             inner = rules.unwrap(inner_statements[0])
             prefix = f"EXPLAIN {options} ".replace("  ", " ")
+            if inner.find(exp.Placeholder, exp.Parameter) is not None:
+                # The EXPLAIN reaches the driver as opaque text: its placeholders cannot
+                # be bound, so refuse clearly instead of failing inside the database.
+                raise PolicyViolation(
+                    "EXPLAIN with :name parameters is not supported here",
+                    "use the query_optimization tool (it takes parameters), or put literal "
+                    "values in the EXPLAINed query",
+                    code="STATEMENT_NOT_ALLOWED",
+                )
         elif isinstance(statement, exp.Describe):
             explain.check_describe(statement)
             inner = statement.this
