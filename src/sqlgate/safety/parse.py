@@ -167,12 +167,33 @@ def guard_tokens(tokens: list[Token]) -> None:
         raise _too_complex(f"the query has more than {MAX_CASTS} :: casts", "cast once")
 
 
+def guard_pg_backslashes(tokens: list[Token]) -> None:
+    """Deny PostgreSQL string literals that contain a backslash.
+
+    sqlgate re-renders every literal as a standard ``'...'`` string (dollar-quoted ones
+    too). With ``standard_conforming_strings = on`` (the default since 9.1) a backslash
+    there is an ordinary character; on a server running with it ``off`` it escapes the
+    next character, so ``'a\\'`` would swallow the closing quote and the rest of the text
+    would be read as SQL the validator never saw. sqlgate cannot know the server setting.
+    """
+    for token in tokens:
+        if token.token_type.name.endswith("STRING") and "\\" in token.text:
+            raise PolicyViolation(
+                "string literals containing a backslash are not accepted on PostgreSQL",
+                "pass the text as a bound :name parameter; in a regular expression write "
+                "[.] instead of \\.",
+                code="PARSE_ERROR",
+            )
+
+
 def parse(sql: str, dialect: str) -> list[exp.Expr]:
     """Parse ``sql`` into statements; any parser complaint is a PARSE_ERROR."""
     try:
         sqlglot_dialect_ = sqlglot.Dialect.get_or_raise(dialect)
         tokens = sqlglot_dialect_.tokenize(sql)
         guard_tokens(tokens)
+        if dialect == "postgres":
+            guard_pg_backslashes(tokens)
         statements = sqlglot_dialect_.parser(error_level=ErrorLevel.RAISE).parse(tokens, sql)
     except PolicyViolation:
         raise
