@@ -47,23 +47,42 @@ class RawResult:
 
 
 def bind(statement: exp.Expr, dialect: str, params: dict[str, Any], marker: Any) -> str:
-    """Render ``statement`` with each named placeholder replaced by ``marker(name)``."""
-    missing = sorted(
-        {p.name for p in statement.find_all(exp.Placeholder) if p.name not in params}
-    )
+    """Render ``statement`` with each named placeholder replaced by ``marker(name)``.
+
+    The SQL text is generated once per (statement, dialect) as a template whose
+    placeholders are NUL-delimited names (NUL never survives ``safety.check``), then
+    filled in per call: no tree copy or SQL generation on the hot path.
+    """
+    parts = _template(statement, dialect)
+    missing = sorted({parts[i] for i in range(1, len(parts), 2) if parts[i] not in params})
     if missing:
         raise InvalidArgument(
             f"missing parameter(s): {', '.join(missing)}",
             "pass a value for every :name placeholder in `parameters`",
         )
+    if len(parts) == 1:
+        return parts[0]
+    out = []
+    for i, part in enumerate(parts):
+        out.append(marker(part) if i % 2 else part)
+    return "".join(out)
+
+
+def _template(statement: exp.Expr, dialect: str) -> list[str]:
+    key = f"sqlgate_template_{dialect}"
+    cached = statement.meta.get(key)
+    if cached is not None:
+        return cached  # type: ignore[no-any-return]
 
     def replace(node: exp.Expr) -> exp.Expr:
         if isinstance(node, exp.Placeholder):
-            return exp.Var(this=marker(node.name))
+            return exp.Var(this=f"\x00{node.name}\x00")
         return node
 
     rendered = statement.transform(replace, copy=True)
-    return rendered.sql(dialect=dialect, comments=False, normalize_functions=False)
+    parts = rendered.sql(dialect=dialect, comments=False, normalize_functions=False).split("\x00")
+    statement.meta[key] = parts
+    return parts
 
 
 def _db_error(exc: BaseException, sqlstate: str | None = None) -> DatabaseError:
