@@ -98,7 +98,8 @@ def check_columns(statement: exp.Expr, dialect: str, entries: tuple[str, ...], d
         if not cols:
             continue
         protected_tables.add(id(table))
-        for key in {_key(table.args.get("this"), dialect), (table.alias or "").lower() or None}:
+        # Qualifiers are compared case-insensitively: erring on the side of denying.
+        for key in {str(table.name).lower(), (table.alias or "").lower()}:
             if key:
                 by_alias.setdefault(key, set()).update(cols)
     if not by_alias:
