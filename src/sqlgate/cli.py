@@ -123,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_settings_arguments(serve)
     serve.set_defaults(func=cmd_serve)
 
-    check = sub.add_parser("check", help="validate SQL offline and print the verdict as JSON")
+    check = sub.add_parser("check", help="validate SQL offline; print the verdict as JSON, exit 1 on deny, 2 on a bad flag")
     check.add_argument("sql", help="the SQL text, or - to read it from stdin")
     check.add_argument("--dialect", default="postgres", choices=["postgres", "mysql", "mariadb", "sqlite"])
     check.add_argument("--mode", choices=["read_only", "read_write"])
