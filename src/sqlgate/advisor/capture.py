@@ -17,7 +17,7 @@ from sqlglot import exp
 from sqlgate.advisor import summarize
 from sqlgate.advisor.models import PlanSummary
 from sqlgate.advisor.scope import table_sql
-from sqlgate.db.dialects import _mysql_literal, _pg_param, bind
+from sqlgate.db.dialects import bind, mysql_literal, pg_prepare
 from sqlgate.db.schema import TableInfo
 
 
@@ -31,18 +31,8 @@ def is_mariadb(version: str) -> bool:
 
 async def explain_postgres(conn: Any, statement: exp.Expr, params: dict[str, Any], options: str,
                            timeout_ms: int) -> Any:
-    order: list[str] = []
-
-    def marker(name: str) -> str:
-        if name not in order:
-            order.append(name)
-        return f"${order.index(name) + 1}"
-
-    sql = bind(statement, "postgres", params, marker)
     backstop = timeout_ms / 1000 + 2
-    prepared = await conn.prepare(f"EXPLAIN ({options}) {sql}", timeout=backstop)
-    types = [t.name for t in prepared.get_parameters()]
-    args = [_pg_param(params[name], pg_type) for name, pg_type in zip(order, types, strict=True)]
+    prepared, args = await pg_prepare(conn, statement, params, backstop, prefix=f"EXPLAIN ({options}) ")
     raw = await prepared.fetchval(*args, timeout=backstop)
     return json.loads(raw) if isinstance(raw, str) else raw
 
@@ -69,7 +59,7 @@ async def _mysql_rows(conn: Any, sql: str, timeout_ms: int) -> list[tuple[Any, .
 
 async def _capture_mysql(conn: Any, version: str, statement: exp.Expr, params: dict[str, Any], analyze: bool,
                          timeout_ms: int) -> PlanSummary:
-    sql = bind(statement, "mysql", params, lambda name: _mysql_literal(conn, params[name]))
+    sql = bind(statement, "mysql", params, lambda name: mysql_literal(conn, params[name]))
     if is_tidb(version):
         rows = await _mysql_rows(conn, ("EXPLAIN ANALYZE " if analyze else "EXPLAIN ") + sql, timeout_ms)
         return summarize.summarize_tidb(rows, analyze)

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 from sqlglot import exp
 
 from sqlgate import safety
-from sqlgate.db.dialects import _deadline, _mysql_literal, _pg_param, bind
+from sqlgate.db.dialects import bind, mysql_literal, pg_param, sqlite_deadline
 from sqlgate.errors import DatabaseError, SqlgateError
 
 if TYPE_CHECKING:
@@ -156,7 +156,7 @@ _PG_NATIVE: dict[str, frozenset[type]] = {
     "float4": frozenset({float}), "float8": frozenset({float}), "bool": frozenset({bool}),
 }
 # Whole-column conversions done in C when every value is a string (the common case:
-# JSON has no dates or decimals); a value that does not convert falls back to _pg_param,
+# JSON has no dates or decimals); a value that does not convert falls back to pg_param,
 # which names it in the error.
 _PG_FROM_STRINGS: dict[str, Callable[[str], Any]] = {
     "date": dt.date.fromisoformat,
@@ -178,7 +178,7 @@ def _pg_column(values: Sequence[Any], pg_type: str) -> Sequence[Any]:
             return list(map(_PG_FROM_STRINGS[pg_type], values))
         except (ValueError, ArithmeticError):
             pass
-    return [None if v is None else _pg_param(v, pg_type) for v in values]
+    return [None if v is None else pg_param(v, pg_type) for v in values]
 
 
 async def _pg_types(plan: InsertPlan, conn: Any) -> list[str]:
@@ -324,7 +324,7 @@ async def _mysql_insert(plan: InsertPlan, conn: Any, rows: list[tuple[Any, ...]]
         batch: list[str] = []
         size = len(prefix) + len(suffix)
         for index, row in enumerate(rows):
-            text = "(" + ",".join(_mysql_literal(conn, v) for v in row) + ")"
+            text = "(" + ",".join(mysql_literal(conn, v) for v in row) + ")"
             batch.append(text)
             size += len(text) + 1
             if size >= _MYSQL_MAX_STATEMENT or index == len(rows) - 1:
@@ -382,7 +382,7 @@ async def _sqlite_insert(plan: InsertPlan, conn: Any, rows: list[tuple[Any, ...]
     sql = prefix + "(" + ", ".join("?" * len(plan.columns)) + ")" + suffix
     nested = {dict, list} & set(map(type, itertools.chain.from_iterable(rows)))
     args = [tuple(_sqlite_value(v) for v in row) for row in rows] if nested else rows
-    _deadline(conn).arm(int((timeout_s - 2) * 1000))  # per batch, not per transaction
+    sqlite_deadline(conn).arm(int((timeout_s - 2) * 1000))  # per batch, not per transaction
     before = conn.total_changes
     if not plan.upsert:
         await conn.executemany(sql, args)

@@ -189,19 +189,9 @@ class PostgresDriver(Driver):
     async def execute(
         self, conn: Any, statement: exp.Expr, params: dict[str, Any], max_fetch: int, timeout_ms: int
     ) -> RawResult:
-        order: list[str] = []
-
-        def marker(name: str) -> str:
-            if name not in order:
-                order.append(name)
-            return f"${order.index(name) + 1}"
-
-        sql = bind(statement, "postgres", params, marker)
         # Client-side backstop a little after the server's own timeout.
         backstop = timeout_ms / 1000 + 2
-        prepared = await conn.prepare(sql, timeout=backstop)
-        types = [t.name for t in prepared.get_parameters()]
-        args = [_pg_param(params[name], pg_type) for name, pg_type in zip(order, types, strict=True)]
+        prepared, args = await pg_prepare(conn, statement, params, backstop)
         columns = [attr.name for attr in prepared.get_attributes()]
         if not columns:
             await prepared.fetch(*args, timeout=backstop)
@@ -231,7 +221,24 @@ class PostgresDriver(Driver):
         return super().map_error(exc, timeout_ms)
 
 
-def _pg_param(value: Any, pg_type: str) -> Any:
+async def pg_prepare(
+    conn: Any, statement: exp.Expr, params: dict[str, Any], timeout_s: float, prefix: str = ""
+) -> tuple[Any, list[Any]]:
+    """Prepare ``prefix + statement`` on asyncpg with ``$n`` markers; coerce the values."""
+    order: list[str] = []
+
+    def marker(name: str) -> str:
+        if name not in order:
+            order.append(name)
+        return f"${order.index(name) + 1}"
+
+    sql = bind(statement, "postgres", params, marker)
+    prepared = await conn.prepare(prefix + sql, timeout=timeout_s)
+    types = [t.name for t in prepared.get_parameters()]
+    return prepared, [pg_param(params[name], pg_type) for name, pg_type in zip(order, types, strict=True)]
+
+
+def pg_param(value: Any, pg_type: str) -> Any:
     """Coerce a JSON argument to the Python type asyncpg wants for ``pg_type``.
 
     asyncpg encodes parameters in binary and insists on exact types, while agents send
@@ -362,7 +369,7 @@ class MySQLDriver(Driver):
     ) -> RawResult:
         # pymysql/aiomysql always interpolate parameters on the client; doing it here
         # with the driver's own escaping is the same thing, minus its %-formatting.
-        sql = bind(statement, "mysql", params, lambda name: _mysql_literal(conn, params[name]))
+        sql = bind(statement, "mysql", params, lambda name: mysql_literal(conn, params[name]))
         cur = await conn.cursor()
         try:
             await asyncio.wait_for(cur.execute(sql), timeout=timeout_ms / 1000 + 2)
@@ -401,7 +408,7 @@ def _mysql_timeout_sql(mariadb: bool, timeout_ms: int) -> str:
     return f"SET SESSION max_execution_time = {int(timeout_ms)}"
 
 
-def _mysql_literal(conn: Any, value: Any) -> str:
+def mysql_literal(conn: Any, value: Any) -> str:
     if isinstance(value, (dict, list)):
         value = json.dumps(value)
     if isinstance(value, bool):
@@ -434,7 +441,7 @@ class SQLiteDriver(Driver):
     async def begin(
         self, conn: Any, *, read_only: bool, isolation: str | None, timeout_ms: int, default_timeout_ms: int
     ) -> Any:
-        _deadline(conn).arm(timeout_ms)
+        sqlite_deadline(conn).arm(timeout_ms)
         if isolation in ("read_uncommitted",):
             await conn.execute("PRAGMA read_uncommitted = 1")
         # SQLite is serializable; DEFERRED takes locks on first use.
@@ -445,20 +452,20 @@ class SQLiteDriver(Driver):
         try:
             await conn.commit()
         finally:
-            _deadline(conn).disarm()
+            sqlite_deadline(conn).disarm()
 
     async def rollback(self, conn: Any, state: Any) -> None:
         try:
             await conn.rollback()
         finally:
-            _deadline(conn).disarm()
+            sqlite_deadline(conn).disarm()
 
     async def execute(
         self, conn: Any, statement: exp.Expr, params: dict[str, Any], max_fetch: int, timeout_ms: int
     ) -> RawResult:
         sql = bind(statement, "sqlite", params, lambda name: f":{name}")
         args = {name: _sqlite_param(value) for name, value in params.items()}
-        deadline = _deadline(conn)
+        deadline = sqlite_deadline(conn)
         armed_here = not deadline.armed
         if armed_here:
             deadline.arm(timeout_ms)
@@ -512,7 +519,7 @@ class _Deadline:
         return 1 if self.at is not None and time.monotonic() > self.at else 0
 
 
-def _deadline(conn: Any) -> _Deadline:
+def sqlite_deadline(conn: Any) -> _Deadline:
     deadline = getattr(conn, "_sqlgate_deadline", None)
     if deadline is None:
         deadline = _Deadline()

@@ -107,15 +107,18 @@ class Database:
                 "retry shortly: too many calls are running at once",
             ) from exc
         except (OSError, sa_exc.DBAPIError, sa_exc.InterfaceError) as exc:
-            raise DatabaseUnavailable(
-                f"cannot connect to database {self.name!r} ({self.display_url}): "
-                f"{mask_secrets(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)}",
-                "check that the database is running and the URL is right; run health_check",
-            ) from exc
+            raise self.unreachable(exc) from exc
         finally:
             self.waiting -= 1
         raw = await conn.get_raw_connection()
         return conn, raw, raw.driver_connection
+
+    def unreachable(self, exc: BaseException) -> DatabaseUnavailable:
+        first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return DatabaseUnavailable(
+            f"cannot connect to database {self.name!r} ({self.display_url}): {mask_secrets(first_line)}",
+            "check that the database is running and the URL is right; run health_check",
+        )
 
     def pool_stats(self) -> PoolStats:
         pool: Any = self.engine.pool
@@ -149,11 +152,7 @@ class Database:
                     "check that the database is running and reachable; run health_check",
                 ) from exc
             except (OSError, sa_exc.DBAPIError, sa_exc.InterfaceError) as exc:
-                raise DatabaseUnavailable(
-                    f"cannot connect to database {self.name!r} ({self.display_url}): "
-                    f"{mask_secrets(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)}",
-                    "check that the database is running and the URL is right; run health_check",
-                ) from exc
+                raise self.unreachable(exc) from exc
             self.ready = True
 
     async def _learn(self) -> None:

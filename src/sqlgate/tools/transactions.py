@@ -15,7 +15,7 @@ from mcp.server.mcpserver import Context
 from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import BaseModel, Field
 
-from sqlgate.db.dialects import _deadline
+from sqlgate.db.dialects import sqlite_deadline
 from sqlgate.db.guard import GuardedTransaction, StatementResult, check_parameters
 from sqlgate.db.interactive import OpenTransaction, TransactionRegistry
 from sqlgate.errors import InvalidArgument, OperationFailed, SqlgateError
@@ -292,7 +292,7 @@ async def _in_open(
         if checked and entry.database.driver.name == "sqlite":
             # SQLite's statement deadline is armed at BEGIN; an interactive transaction
             # lives longer than one statement, so each call gets a fresh one.
-            _deadline(entry.tx.connection).arm(entry.tx.timeout_ms)
+            sqlite_deadline(entry.tx.connection).arm(entry.tx.timeout_ms)
         results = await _run_all(entry.tx, checked, interactive=True) if checked else []
         entry.operations += len(checked)
     finally:
