@@ -126,6 +126,9 @@ def _check(sql: str, dialect: str, policy: Policy) -> Verdict:
             capped = rules.apply_row_cap(final, policy.max_rows + 1) or capped
         touched.extend(n.qualified() for n in names if n.qualified() not in touched)
         text = prefix + _generate(inner, dialect) if prefix else _generate(final, dialect)
+        if "\x00" in text:
+            # db.dialects.bind splits its parameter template on NUL: none may be sent.
+            raise PolicyViolation("the query renders a NUL character", "remove it", code="PARSE_ERROR")
         sent.append(text)
         checked.append(parse.parse(text, dialect)[0] if prefix else final)
     return Verdict(
