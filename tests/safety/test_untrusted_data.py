@@ -45,3 +45,22 @@ async def test_boundary_can_be_turned_off(sqlite_backend: Backend) -> None:
     async with sqlite_backend.client(allowed_tables=table, untrusted_data_boundary=False) as client:
         result = await client.call_tool("execute_query", {"query": f"SELECT id FROM {table}"})
     assert json.loads(result.content[0].text)["rows"] == [[3]]
+
+
+async def test_transaction_manager_rows_are_wrapped_too(sqlite_backend: Backend) -> None:
+    table = unique("sfud")
+    await sqlite_backend.aexecute(
+        f"CREATE TABLE {table} (id INTEGER PRIMARY KEY, body VARCHAR(200))",
+        f"INSERT INTO {table} (id, body) VALUES (1, :body)",
+        params={"body": INJECTION},
+    )
+    async with sqlite_backend.client(allowed_tables=table) as client:
+        result = await client.call_tool(
+            "transaction_manager",
+            {"operations": [{"query": f"SELECT id, body FROM {table}"}], "isolation_level": "serializable"},
+        )
+    assert not result.is_error, result.content
+    match = MARKER.search(result.content[0].text)
+    assert match, result.content[0].text
+    assert INJECTION in json.dumps(result.structured_content)
+    assert "<untrusted-data-" not in json.dumps(result.structured_content)

@@ -166,7 +166,8 @@ class PostgresDriver(Driver):
         # Session defaults, set in the startup packet: no round trip per call. A
         # read-only database gets read-only transactions even for statements that
         # never reach the validator's rules (defense in depth).
-        settings = {"statement_timeout": str(timeout_ms), "jit": "off"}
+        # standard_conforming_strings: backslashes in the re-rendered literals stay literal.
+        settings = {"statement_timeout": str(timeout_ms), "jit": "off", "standard_conforming_strings": "on"}
         if read_only:
             settings["default_transaction_read_only"] = "on"
         return {"connect_args": {"server_settings": settings}}
