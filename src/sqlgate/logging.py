@@ -59,7 +59,7 @@ def configure(level: str = "INFO", fmt: str = "console") -> None:
     root.handlers[:] = [handler]
     root.setLevel(numeric)
     # Chatty libraries: keep their warnings, drop their per-request info lines.
-    for name in ("mcp", "httpx", "httpx2", "uvicorn.access", "sse_starlette", "aiosqlite"):
+    for name in ("mcp", "httpx", "httpx2", "uvicorn.access", "sse_starlette", "aiosqlite", "alembic"):
         logging.getLogger(name).setLevel(max(numeric, logging.WARNING))
     logging.getLogger("sqlglot").setLevel(logging.ERROR)
 

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio
 from mcp.server import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, TextContent
@@ -121,6 +122,7 @@ class SqlgateServer(MCPServer[Runtime]):
                 hook(call, outcome, code, time.perf_counter() - started)
 
     _sqlgate_after_call: list[Any]
+    _sqlgate_stopped: anyio.Event  # set when the lifespan has finished cleaning up
 
 
 def build_server(settings: Settings) -> SqlgateServer:
@@ -136,12 +138,16 @@ def build_server(settings: Settings) -> SqlgateServer:
         try:
             yield runtime
         finally:
-            transactions = runtime.extras.get("transactions")
-            if transactions is not None:  # interactive transactions still open: roll back
-                await transactions.close()
-            await stop_audit(audit, server)
-            await databases.close()
-            log.info("sqlgate stopped; pools closed")
+            # Shielded and bounded: a shutdown by cancellation (a signal) still rolls back,
+            # flushes the audit log and closes the pools.
+            with anyio.CancelScope(shield=True), anyio.move_on_after(30):
+                transactions = runtime.extras.get("transactions")
+                if transactions is not None:  # interactive transactions still open: roll back
+                    await transactions.close()
+                await stop_audit(audit, server)
+                await databases.close()
+                log.info("sqlgate stopped; pools closed")
+            server._sqlgate_stopped.set()
 
     server = SqlgateServer(
         "sqlgate",
@@ -152,6 +158,7 @@ def build_server(settings: Settings) -> SqlgateServer:
         **server_auth(settings),  # bearer tokens on HTTP; stdio needs none
     )
     server._sqlgate_after_call = []
+    server._sqlgate_stopped = anyio.Event()
     all_read_only = all(db.policy.read_only for db in settings.resolved_databases())
     for module_name in TOOL_MODULES:
         module = importlib.import_module(module_name)

@@ -6,13 +6,21 @@ add names); bearer tokens when configured (server/auth.py). A non-loopback bind 
 token is refused unless ``allow_unauthenticated`` says so (then it is logged as a warning).
 On SIGTERM uvicorn stops accepting, lets in-flight calls finish for up to
 ``shutdown_timeout_s``, then the lifespan closes the pools.
+
+stdio: SIGINT (Ctrl-C) and SIGTERM stop the server the same way — the lifespan rolls
+back open transactions, flushes the audit log and closes the pools — and the process exits
+0 without waiting for the thread that is blocked reading stdin.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import ipaddress
 import math
+import os
 import signal
+import sys
 from typing import Any
 
 from mcp.server.transport_security import TransportSecuritySettings
@@ -77,9 +85,46 @@ def http_app(server: Any, settings: Settings) -> Any:
     )
 
 
+def run_stdio(server: Any, settings: Settings) -> None:
+    async def serve() -> None:
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(sig, stop.set)
+        serving = asyncio.ensure_future(server.run_stdio_async())
+        stopping = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if serving.done():  # stdin closed: the normal end of a stdio session
+            serving.result()
+            return
+        log.info("signal received; shutting down")
+        serving.cancel()  # the lifespan's clean-up is shielded (server/app.py)
+        # The serving task itself may never finish (its stdin reader is a blocked thread):
+        # wait for the lifespan's clean-up instead.
+        stopped = asyncio.ensure_future(server._sqlgate_stopped.wait())
+        await asyncio.wait(
+            {serving, stopped}, timeout=settings.shutdown_timeout_s + 15, return_when=asyncio.FIRST_COMPLETED
+        )
+        # Exit here: asyncio.run would otherwise wait for the SDK's stdin reader thread,
+        # which stays blocked in readline() until the host closes the pipe.
+        _hard_exit(0)
+
+    asyncio.run(serve())
+
+
+def _hard_exit(code: int) -> None:
+    """Exit now: the SDK's stdin reader thread stays blocked in readline() otherwise."""
+    with contextlib.suppress(Exception):
+        sys.stdout.flush()
+        sys.stderr.flush()
+    os._exit(code)
+
+
 def run(settings: Settings) -> None:
     if settings.transport == "stdio":
-        build_server(settings).run("stdio")
+        run_stdio(build_server(settings), settings)
         return
     import uvicorn
 
