@@ -470,18 +470,24 @@ class SQLiteDriver(Driver):
         armed_here = not deadline.armed
         if armed_here:
             deadline.arm(timeout_ms)
-        try:
-            cur = await conn.execute(sql, args)
+        raw = conn._conn  # the sqlite3.Connection, used only on aiosqlite's own thread
+
+        def run() -> RawResult:
+            # Execute, fetch and close in one hop to the driver thread (not three).
+            cur = raw.execute(sql, args)
             try:
                 if cur.description is None:
                     return RawResult([], [], cur.rowcount, False)
                 columns = [d[0] for d in cur.description]
-                rows = await cur.fetchmany(max_fetch + 1)
+                rows = cur.fetchmany(max_fetch + 1)
                 more = len(rows) > max_fetch
                 affected = cur.rowcount if cur.rowcount is not None and cur.rowcount >= 0 else None
                 return RawResult(columns, [tuple(r) for r in rows[:max_fetch]], affected, more)
             finally:
-                await cur.close()
+                cur.close()
+
+        try:
+            return await conn._execute(run)  # type: ignore[no-any-return]
         finally:
             if armed_here:
                 deadline.disarm()

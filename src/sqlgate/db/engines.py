@@ -221,7 +221,8 @@ def create_database(config: ResolvedDatabase, settings: Settings) -> Database:
     driver = DRIVERS[backend]()
     policy = config.policy
     kwargs: dict[str, Any] = {
-        "pool_pre_ping": True,
+        # A connection to a network server can die in the pool; a SQLite file cannot.
+        "pool_pre_ping": backend != "sqlite",
         "pool_recycle": settings.pool_recycle_s,
         **driver.engine_kwargs(policy.read_only, policy.statement_timeout_ms),
     }
