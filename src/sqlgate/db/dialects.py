@@ -116,9 +116,13 @@ class Driver:
     name: ClassVar[str]
     sqlglot_dialect: ClassVar[str]
     # A lone read may run without an explicit transaction: the session defaults set
-    # at connect make it read-only and time-limited. Not on MySQL, where every
-    # statement opens an implicit transaction that must be ended anyway.
+    # at connect make it read-only and time-limited. (On MySQL the statement opens an
+    # implicit transaction, read-only by the session default; the pool's
+    # reset-on-return rollback ends it.)
     autocommit_reads: ClassVar[bool] = True
+
+    async def prepare_read(self, conn: Any, timeout_ms: int) -> None:
+        """Before a lone read outside an explicit transaction: make the session current."""
 
     def engine_kwargs(self, read_only: bool, timeout_ms: int) -> dict[str, Any]:
         return {}
@@ -324,7 +328,6 @@ def _is_bounded(statement: exp.Expr, max_fetch: int) -> bool:
 class MySQLDriver(Driver):
     name = "mysql"
     sqlglot_dialect = "mysql"
-    autocommit_reads = False
 
     _ISOLATION = {
         "read_committed": "READ COMMITTED",
@@ -347,13 +350,18 @@ class MySQLDriver(Driver):
 
         dbapi_connection.run_async(setup)
 
+    async def prepare_read(self, conn: Any, timeout_ms: int) -> None:
+        # An earlier call may have left another session timeout on this connection.
+        if getattr(conn, "_sqlgate_timeout_ms", None) != timeout_ms:
+            async with conn.cursor() as cur:
+                await cur.execute(_mysql_timeout_sql(getattr(conn, "_sqlgate_mariadb", True), timeout_ms))
+            conn._sqlgate_timeout_ms = timeout_ms
+
     async def begin(
         self, conn: Any, *, read_only: bool, isolation: str | None, timeout_ms: int, default_timeout_ms: int
     ) -> Any:
+        await self.prepare_read(conn, timeout_ms)
         async with conn.cursor() as cur:
-            if getattr(conn, "_sqlgate_timeout_ms", None) != timeout_ms:
-                await cur.execute(_mysql_timeout_sql(getattr(conn, "_sqlgate_mariadb", True), timeout_ms))
-                conn._sqlgate_timeout_ms = timeout_ms
             if isolation:
                 await cur.execute(f"SET TRANSACTION ISOLATION LEVEL {self._ISOLATION[isolation]}")
             await cur.execute("START TRANSACTION READ ONLY" if read_only else "START TRANSACTION")

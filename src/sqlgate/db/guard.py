@@ -273,6 +273,7 @@ async def execute(
         # hold; a lone read needs no explicit transaction (one round trip, not three).
         sa_conn, raw_conn, conn = await database.checkout()
         try:
+            await database.driver.prepare_read(conn, timeout_ms)
             return await run_statements(
                 database, conn, verdict, params, fetch_mode, max_rows, max_result_bytes, timeout_ms
             )
