@@ -361,7 +361,10 @@ class AuditLog:
         async with self._engine.connect() as conn:
             exists = await conn.run_sync(lambda c: sa.inspect(c).has_table(AUDIT_TABLE))
             revisions = await conn.run_sync(migrations.current_revisions)
-        self.migrations = (await asyncio.to_thread(migrations.branch_status, revisions)).state
+        if SQLGATE_AUDIT_HEAD in revisions:
+            self.migrations = "current"  # the common start: no Alembic script directory to load
+        else:
+            self.migrations = (await asyncio.to_thread(migrations.branch_status, revisions)).state
         if not exists:
             raise RuntimeError(
                 f"table {AUDIT_TABLE} does not exist; run: sqlgate migrate upgrade --audit"
