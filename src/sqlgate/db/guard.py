@@ -192,8 +192,9 @@ async def run_statements(
     affected_total: int | None = None
     try:
         for statement in verdict.expressions:
-            used = {k: v for k, v in params.items() if k in _names(statement)}
-            raw = await database.driver.execute(conn, statement, used, max(fetch, 1), timeout_ms)
+            # Each driver binds only the placeholders its statement has (from the cached
+            # SQL template); the other statements' values are simply not used.
+            raw = await database.driver.execute(conn, statement, params, max(fetch, 1), timeout_ms)
             if raw.rows_affected is not None and raw.rows_affected >= 0:
                 affected_total = (affected_total or 0) + raw.rows_affected
     except SqlgateError:
@@ -207,12 +208,6 @@ async def run_statements(
             database.slow_queries += 1
     return shape(raw, verdict, fetch_mode, cap, max_result_bytes or database.max_result_bytes,
                  affected_total, started)
-
-
-def _names(statement: Any) -> set[str]:
-    from sqlglot import exp
-
-    return {p.name for p in statement.find_all(exp.Placeholder)}
 
 
 def shape(

@@ -20,7 +20,7 @@ from sqlgate.tools.base import database_for, record, runtime, tool_result
 
 if TYPE_CHECKING:
     from sqlgate.db.engines import Database
-    from sqlgate.db.schema import TableInfo
+    from sqlgate.db.schema import ColumnInfo, TableInfo
 
 
 class FailedBatch(BaseModel):
@@ -195,6 +195,13 @@ def _check_size(records: list[dict[str, Any]], uniform: list[tuple[Any, ...]] | 
         )
 
 
+def _refuse_denied(info: TableInfo, column: ColumnInfo, denied: set[str], hint: str) -> None:
+    if column.name.lower() in denied:
+        raise PolicyViolation(
+            f"column {info.name}.{column.name} may not be written through sqlgate", hint, code="COLUMN_NOT_ALLOWED"
+        )
+
+
 def _denied_columns(db: Database, info: TableInfo) -> set[str]:
     names = {info.name.lower()}
     if info.schema:
@@ -226,12 +233,7 @@ def _column_mapper(db: Database, info: TableInfo, records: list[dict[str, Any]])
                     f"record {_first(records, keyset)}: {key!r} is not a column of {info.name}",
                     f"the columns are: {', '.join(info.column_names)}",
                 )
-            if column.name.lower() in denied:
-                raise PolicyViolation(
-                    f"column {info.name}.{column.name} may not be written through sqlgate",
-                    "leave it out of the records",
-                    code="COLUMN_NOT_ALLOWED",
-                )
+            _refuse_denied(info, column, denied, "leave it out of the records")
             resolved.append((column.name, key))
         if len({c for c, _ in resolved}) != len(resolved):
             raise InvalidArgument(
@@ -333,11 +335,7 @@ def _update_columns(
                 f"update column {name!r} is not one of the inserted columns",
                 f"inserted columns: {', '.join(sorted(inserted))}",
             )
-        if column.name.lower() in denied:
-            raise PolicyViolation(
-                f"column {info.name}.{column.name} may not be written through sqlgate",
-                "leave it out of update_columns", code="COLUMN_NOT_ALLOWED",
-            )
+        _refuse_denied(info, column, denied, "leave it out of update_columns")
         resolved.append(column.name)
     return tuple(resolved)
 
