@@ -89,32 +89,29 @@ def _unreachable(name: str, exc: BaseException) -> None:
     pytest.skip(message)
 
 
-async def _create_server_database(kind: str) -> str:
+async def _admin(kind: str, postgres_sql: str, mysql_sql: str) -> str:
+    """Run one statement on the server's admin database; return the admin URL."""
     admin = PG_ADMIN if kind == "postgres" else MYSQL_ADMIN
     engine = create_async_engine(async_url(admin), isolation_level="AUTOCOMMIT")
     try:
         async with engine.connect() as conn:
-            if kind == "postgres":
-                await conn.execute(text(f'CREATE DATABASE "{SESSION_TAG}"'))
-            else:
-                await conn.execute(text(f"CREATE DATABASE `{SESSION_TAG}` CHARACTER SET utf8mb4"))
+            await conn.execute(text(postgres_sql if kind == "postgres" else mysql_sql))
     finally:
         await engine.dispose()
-    base = admin.rsplit("/", 1)[0]
-    return f"{base}/{SESSION_TAG}"
+    return admin
+
+
+async def _create_server_database(kind: str) -> str:
+    admin = await _admin(
+        kind, f'CREATE DATABASE "{SESSION_TAG}"', f"CREATE DATABASE `{SESSION_TAG}` CHARACTER SET utf8mb4"
+    )
+    return f"{admin.rsplit('/', 1)[0]}/{SESSION_TAG}"
 
 
 async def _drop_server_database(kind: str) -> None:
-    admin = PG_ADMIN if kind == "postgres" else MYSQL_ADMIN
-    engine = create_async_engine(async_url(admin), isolation_level="AUTOCOMMIT")
-    try:
-        async with engine.connect() as conn:
-            if kind == "postgres":
-                await conn.execute(text(f'DROP DATABASE IF EXISTS "{SESSION_TAG}" WITH (FORCE)'))
-            else:
-                await conn.execute(text(f"DROP DATABASE IF EXISTS `{SESSION_TAG}`"))
-    finally:
-        await engine.dispose()
+    await _admin(
+        kind, f'DROP DATABASE IF EXISTS "{SESSION_TAG}" WITH (FORCE)', f"DROP DATABASE IF EXISTS `{SESSION_TAG}`"
+    )
 
 
 _server_urls: dict[str, str | BaseException] = {}
