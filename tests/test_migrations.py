@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from sqlgate import demo, migrations
 from sqlgate.db.engines import async_url
+from sqlgate.migrations import demo_data
 from tests.conftest import MYSQL_ADMIN, PG_ADMIN, Backend
 
 SQLGATE_TABLES = {"sqlgate_audit"}
@@ -111,7 +112,7 @@ async def test_demo_data_is_loaded_by_the_migration(fresh_url: str) -> None:
             }
     finally:
         await engine.dispose()
-    expected = {name: len(rows) for name, rows in demo.sample_rows().items()}
+    expected = {name: len(rows) for name, rows in demo_data.sample_rows().items()}
     assert counts == expected
 
 

@@ -28,45 +28,16 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import mysql
 
 from sqlgate.logging import get_logger, mask_secrets
+from sqlgate.migrations.tables import AUDIT_TABLE as AUDIT_TABLE
+from sqlgate.migrations.tables import audit_table
 
 if TYPE_CHECKING:
+    from sqlgate.calls import CallRecord
     from sqlgate.settings import Settings
-    from sqlgate.tools.base import CallRecord
 
 log = get_logger("sqlgate.audit")
-
-AUDIT_TABLE = "sqlgate_audit"
-
-audit_metadata = sa.MetaData()
-
-_BIG_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
-_TIME = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
-_LONG_TEXT = sa.Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb")
-
-audit_table = sa.Table(
-    AUDIT_TABLE,
-    audit_metadata,
-    sa.Column("id", _BIG_ID, primary_key=True, autoincrement=True),
-    sa.Column("at", _TIME, nullable=False, index=True),  # call start, UTC
-    sa.Column("request_id", sa.String(32), nullable=False),
-    sa.Column("transport", sa.String(20), nullable=True),
-    sa.Column("client", sa.String(200), nullable=True),
-    sa.Column("tool", sa.String(100), nullable=False),
-    sa.Column("database_name", sa.String(100), nullable=True),
-    sa.Column("sql_text", _LONG_TEXT, nullable=True),
-    sa.Column("parameters", sa.Text(), nullable=True),
-    sa.Column("verdict", sa.String(10), nullable=True),
-    sa.Column("code", sa.String(40), nullable=True),
-    sa.Column("statement_kind", sa.String(40), nullable=True),
-    sa.Column("table_names", sa.Text(), nullable=True),
-    sa.Column("row_count", sa.Integer(), nullable=True),
-    sa.Column("rows_affected", sa.Integer(), nullable=True),
-    sa.Column("duration_ms", sa.Float(), nullable=False),
-    sa.Column("outcome", sa.String(10), nullable=False),
-)
 
 MAX_QUEUE = 10_000  # calls waiting to be written; beyond it new records are dropped (counted)
 MAX_PENDING = 10_000  # rows kept for a retry while the sink is broken
@@ -79,9 +50,7 @@ _SQL_LIMIT = 1_000_000  # characters of SQL kept per record
 
 def sink_url(settings: Settings) -> str:
     """Where the audit log goes: the configured URL or the local default file."""
-    if settings.audit_database_url:
-        return settings.audit_database_url
-    return f"sqlite:///{settings.data_dir / 'audit.sqlite3'}"
+    return settings.audit_sink_url()
 
 
 def redact_parameters(parameters: dict[str, Any] | None, mode: str) -> str | None:
@@ -383,25 +352,25 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 SQLGATE_AUDIT_HEAD = "sqlgate_0001"  # the sqlgate branch's head; a test keeps it equal
 
 
-async def start_audit(settings: Settings, server: Any, runtime: Any) -> AuditLog | None:
-    """Lifespan start: open the audit log and hook it into the tool boundary."""
+async def start_audit(settings: Settings) -> AuditLog | None:
+    """Lifespan start: open the audit log (None when disabled).
+
+    The server hooks ``AuditLog.submit`` into its tool boundary and keeps the log on the
+    runtime; this module knows nothing of the server.
+    """
     if not settings.audit_enabled:
         return None
     audit = AuditLog(settings)
     await audit.start()
-    runtime.extras["audit"] = audit
-    server._sqlgate_after_call.append(audit.submit)
     if settings.transport == "stdio":
         audit.flush_on_sigterm()
     return audit
 
 
-async def stop_audit(audit: AuditLog | None, server: Any) -> None:
-    """Lifespan end: unhook, then flush everything queued."""
+async def stop_audit(audit: AuditLog | None) -> None:
+    """Lifespan end: flush everything queued, then close the sink."""
     if audit is None:
         return
-    if audit.submit in server._sqlgate_after_call:
-        server._sqlgate_after_call.remove(audit.submit)
     audit.forget_sigterm()
     await audit.close()
 

@@ -1,8 +1,7 @@
 """The ``sqlgate`` command: serve (default), check, and the commands later issues add.
 
-Every setting has a flag, generated from ``Settings`` so the two cannot drift:
-``--max-rows 50``, ``--allowed-tables orders,customers``, ``--allow-multi-statement`` /
-``--no-allow-multi-statement``. ``--database NAME=URL`` may repeat.
+Every setting has a flag, generated from ``Settings`` (``sqlgate.arguments``) so the two
+cannot drift. The operator commands (health, migrate, call) live in ``sqlgate.commands``.
 """
 
 from __future__ import annotations
@@ -11,60 +10,13 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any, get_args, get_origin
+from typing import Any
 
 from sqlgate import __version__
+from sqlgate.arguments import add_settings_arguments, settings_from_args
+from sqlgate.arguments import setting_flags as setting_flags  # the docs test reads it here
+from sqlgate.commands import add_commands
 from sqlgate.errors import ConfigError, SqlgateError
-
-# Flags that are not plain settings fields, or that read better with another name.
-_SPECIAL = {"databases", "database_url"}
-
-
-def setting_flags() -> dict[str, str]:
-    """Every settings field and its CLI flag (used by the docs test too)."""
-    from sqlgate.settings import Settings
-
-    flags = {name: "--" + name.replace("_", "-") for name in Settings.model_fields}
-    flags["databases"] = "--database"
-    return flags
-
-
-def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
-    from sqlgate.settings import Settings
-
-    group = parser.add_argument_group("settings (each also SQLGATE_<NAME> in the environment)")
-    group.add_argument("--config", metavar="FILE", help="TOML settings file")
-    group.add_argument(
-        "--database-url", dest="database_url", metavar="URL",
-        help="database to serve (also DATABASE_URL); plain postgresql://, mysql://, sqlite:/// work",
-    )
-    group.add_argument(
-        "--database", dest="databases", action="append", metavar="NAME=URL",
-        help="a named database; repeat for several",
-    )
-    for name, field in Settings.model_fields.items():
-        if name in _SPECIAL:
-            continue
-        flag = "--" + name.replace("_", "-")
-        annotation = field.annotation
-        help_text = field.description or ""
-        if annotation is bool:
-            group.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
-            continue
-        choices = None
-        args = [a for a in get_args(annotation) if a is not type(None)]
-        if get_origin(annotation) is not None and args and all(isinstance(a, str) for a in args):
-            choices = args
-        elif hasattr(annotation, "__members__"):
-            choices = [m.value for m in annotation]  # type: ignore[union-attr]
-        group.add_argument(flag, dest=name, default=None, choices=choices, help=help_text, metavar=None if choices else name.upper())
-
-
-def settings_from_args(args: argparse.Namespace) -> Any:
-    from sqlgate.settings import Settings, load_settings
-
-    cli = {name: getattr(args, name, None) for name in Settings.model_fields}
-    return load_settings(cli, getattr(args, "config", None))
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -138,9 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--max-query-length", type=int, help="longest SQL text accepted (default 100000)")
     check.set_defaults(func=cmd_check)
 
-    from sqlgate.commands import add_commands  # health, migrate, call
-
-    add_commands(sub)
+    add_commands(sub)  # health, migrate, call
 
     for extend in EXTENSIONS:
         extend(sub)

@@ -13,14 +13,13 @@ import json
 import sys
 from typing import Any
 
+from sqlgate.arguments import add_settings_arguments, setting_flags, settings_from_args
 from sqlgate.errors import ConfigError
 
 HEALTH_EPILOG = "exit status: 0 healthy, 1 degraded, 2 unhealthy (or bad configuration)"
 
 
 def add_commands(sub: Any) -> None:
-    from sqlgate.cli import add_settings_arguments
-
     health = sub.add_parser(
         "health", help="check every configured database (and the audit log); exit 0/1/2",
         epilog=HEALTH_EPILOG,
@@ -72,7 +71,6 @@ def _quiet_logging(args: argparse.Namespace, settings: Any) -> None:
 
 def cmd_health(args: argparse.Namespace) -> int:
     from sqlgate import health
-    from sqlgate.cli import settings_from_args
 
     settings = settings_from_args(args)
     _quiet_logging(args, settings)
@@ -88,14 +86,12 @@ async def run_health(settings: Any, *, include_stats: bool = True, test_operatio
     """The health report without a server: engines opened here, probes only."""
     from sqlgate import health
     from sqlgate.db.engines import Databases, create_database
+    from sqlgate.demo import prepare_demo_databases
 
     opened = []
     try:
+        await prepare_demo_databases(settings)
         for config in settings.resolved_databases():
-            if config.demo:
-                from sqlgate import demo
-
-                await demo.ensure_demo_database(config.url)
             opened.append(create_database(config, settings))
         databases = Databases(opened)
         audit = await health.probe_audit_sink(settings, settings.health_timeout_s)
@@ -152,7 +148,6 @@ def format_report(report: Any) -> str:
 def cmd_migrate(args: argparse.Namespace) -> int:
     from sqlgate import audit as audit_module
     from sqlgate import migrations
-    from sqlgate.cli import settings_from_args
     from sqlgate.logging import mask_secrets
 
     settings = settings_from_args(args)
@@ -205,7 +200,6 @@ def _json(data: Any) -> None:
 
 def serve_flags(args: argparse.Namespace) -> list[str]:
     """The settings flags given to this command, as flags for a child ``sqlgate serve``."""
-    from sqlgate.cli import setting_flags
 
     flags: list[str] = []
     if getattr(args, "config", None):

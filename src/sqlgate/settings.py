@@ -259,6 +259,12 @@ class Settings(BaseSettings):
     def default_policy(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in POLICY_FIELDS}
 
+    def audit_sink_url(self) -> str:
+        """Where the audit log goes: ``audit_database_url`` or ``audit.sqlite3`` in ``data_dir``."""
+        if self.audit_database_url:
+            return self.audit_database_url
+        return f"sqlite:///{self.data_dir / 'audit.sqlite3'}"
+
     def resolved_databases(self) -> list[ResolvedDatabase]:
         """The databases to serve, in order; the first is the default.
 

@@ -257,14 +257,7 @@ async def open_databases(settings: Settings) -> Databases:
     opened: list[Database] = []
     try:
         for config in settings.resolved_databases():
-            if config.demo:
-                from sqlgate import demo
-
-                await demo.ensure_demo_database(config.url)
-                log.info(
-                    "serving the demo database (read-only); configure DATABASE_URL to serve yours",
-                    path=config.url.removeprefix("sqlite:///"),
-                )
+            # A demo database is created by the caller (server lifespan, CLI) beforehand.
             database = create_database(config, settings)
             opened.append(database)
             try:

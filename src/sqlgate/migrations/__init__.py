@@ -6,9 +6,10 @@ Two branches share one script directory and the version table
 * ``sqlgate`` — sqlgate's own tables (the audit log). ``sqlgate migrate upgrade`` runs
   it against a database so that database can hold the audit log;
 * ``demo`` — the demo shop (customers, products, orders, order_items and their sample
-  rows). The embedded demo database is built by it; ``sqlgate migrate upgrade demo@head``
+  rows, ``demo_data``). The embedded demo database is built by it; ``sqlgate migrate upgrade demo@head``
   loads the same shop into any database (handy for trying sqlgate on PostgreSQL).
 
+The tables themselves are defined in ``tables`` (the models autogenerate compares).
 Every function here takes a plain database URL and is async; Alembic runs on the sync
 facade of an async connection (``run_sync``), so it works inside a running event loop.
 """
@@ -22,18 +23,12 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from sqlgate.audit import audit_metadata
-from sqlgate.demo import metadata as demo_metadata
+from sqlgate.migrations.tables import target_metadata as target_metadata
 
 VERSION_TABLE = "sqlgate_alembic_version"
 SCRIPT_LOCATION = Path(__file__).parent
 SQLGATE_BRANCH = "sqlgate"
 DEMO_BRANCH = "demo"
-
-target_metadata = sa.MetaData()
-for _source in (audit_metadata, demo_metadata):
-    for _table in _source.tables.values():
-        _table.to_metadata(target_metadata)
 
 
 def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:

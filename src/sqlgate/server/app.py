@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -24,15 +24,20 @@ from pydantic import ValidationError
 from sqlgate import __version__
 from sqlgate import logging as sqlgate_logging
 from sqlgate.audit import client_name, start_audit, stop_audit
+from sqlgate.calls import CallRecord, current_call
 from sqlgate.db.engines import open_databases
+from sqlgate.db.interactive import TransactionRegistry
+from sqlgate.demo import prepare_demo_databases
 from sqlgate.errors import InvalidArgument, SqlgateError
 from sqlgate.logging import get_logger, mask_secrets
 from sqlgate.server.auth import server_auth
 from sqlgate.settings import Settings
 from sqlgate.tools import TOOL_MODULES
-from sqlgate.tools.base import CallRecord, Runtime, compact_json, current_call
+from sqlgate.tools.base import Runtime, compact_json
 
 log = get_logger("sqlgate.server")
+
+AfterCall = Callable[[CallRecord, str, str | None, float], None]
 
 INSTRUCTIONS = """sqlgate gives you safe SQL access to the configured databases.
 Every statement is checked by a safety validator and a table whitelist before it runs.
@@ -117,11 +122,12 @@ class SqlgateServer(MCPServer[Runtime]):
                 outcome=outcome,
                 code=code,
             )
-            hooks = self._sqlgate_after_call
-            for hook in hooks:
+            for hook in self.after_call:
                 hook(call, outcome, code, time.perf_counter() - started)
 
-    _sqlgate_after_call: list[Any]
+    # Called with (call, outcome, code, seconds) after every tool call; the audit log's
+    # submit is one. Hooks must not block.
+    after_call: list[AfterCall]
     _sqlgate_stopped: anyio.Event  # set when the lifespan has finished cleaning up
 
 
@@ -131,9 +137,13 @@ def build_server(settings: Settings) -> SqlgateServer:
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[Runtime]) -> AsyncIterator[Runtime]:
+        await prepare_demo_databases(settings, announce=True)
         databases = await open_databases(settings)
-        runtime = Runtime(settings=settings, databases=databases)
-        audit = await start_audit(settings, server, runtime)
+        transactions = TransactionRegistry(settings.transaction_idle_timeout_s, settings.max_open_transactions)
+        audit = await start_audit(settings)
+        runtime = Runtime(settings=settings, databases=databases, transactions=transactions, audit=audit)
+        if audit is not None:
+            server.after_call.append(audit.submit)
         log.info("sqlgate ready", databases=databases.names(), transport=settings.transport)
         try:
             yield runtime
@@ -141,10 +151,10 @@ def build_server(settings: Settings) -> SqlgateServer:
             # Shielded and bounded: a shutdown by cancellation (a signal) still rolls back,
             # flushes the audit log and closes the pools.
             with anyio.CancelScope(shield=True), anyio.move_on_after(30):
-                transactions = runtime.extras.get("transactions")
-                if transactions is not None:  # interactive transactions still open: roll back
-                    await transactions.close()
-                await stop_audit(audit, server)
+                await transactions.close()  # interactive transactions still open: roll back
+                if audit is not None and audit.submit in server.after_call:
+                    server.after_call.remove(audit.submit)
+                await stop_audit(audit)
                 await databases.close()
                 log.info("sqlgate stopped; pools closed")
             server._sqlgate_stopped.set()
@@ -157,7 +167,7 @@ def build_server(settings: Settings) -> SqlgateServer:
         log_level=settings.log_level,
         **server_auth(settings),  # bearer tokens on HTTP; stdio needs none
     )
-    server._sqlgate_after_call = []
+    server.after_call = []
     server._sqlgate_stopped = anyio.Event()
     all_read_only = all(db.policy.read_only for db in settings.resolved_databases())
     for module_name in TOOL_MODULES:

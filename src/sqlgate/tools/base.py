@@ -1,4 +1,4 @@
-"""What every tool shares: the runtime it works in, the call record, result rendering.
+"""What every tool shares: the runtime it works in, noting facts on the call record, result rendering.
 
 A tool module reads top to bottom: argument annotations, result model, description,
 the function (validate → run → shape). Tools raise ``SqlgateError``s; the server's tool
@@ -7,62 +7,36 @@ boundary turns them into ``isError`` results and logs one event per call.
 
 from __future__ import annotations
 
-import contextvars
 import json
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mcp.types import CallToolResult, TextContent
 from pydantic import BaseModel
 
 from sqlgate import safety
+from sqlgate.calls import record as record  # the tools' way to note facts on the call
 from sqlgate.errors import InvalidArgument
 
 if TYPE_CHECKING:
     from mcp.server.mcpserver import Context
 
+    from sqlgate.audit import AuditLog
     from sqlgate.db.engines import Database, Databases
+    from sqlgate.db.interactive import TransactionRegistry
     from sqlgate.safety.verdict import Verdict
     from sqlgate.settings import Settings
 
 
 @dataclass
 class Runtime:
-    """What the server lifespan opens and every tool call uses."""
+    """What the server lifespan opens and every tool call uses; one per process."""
 
     settings: Settings
     databases: Databases
-    extras: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class CallRecord:
-    """Facts about the current tool call, filled in by the tool, logged by the boundary."""
-
-    tool: str
-    request_id: str
-    database: str | None = None
-    statement_kind: str | None = None
-    tables: list[str] = field(default_factory=list)
-    sql: str | None = None
-    verdict: str | None = None  # "allowed" | "denied"
-    rows: int | None = None
-    rows_affected: int | None = None
-    parameters: dict[str, Any] | None = None  # as sent; the audit log redacts or hashes them
-    client: str | None = None  # the MCP client's name/version when it says
-
-
-current_call: contextvars.ContextVar[CallRecord | None] = contextvars.ContextVar(
-    "sqlgate_call", default=None
-)
-
-
-def record(**facts: Any) -> None:
-    call = current_call.get()
-    if call is not None:
-        for key, value in facts.items():
-            setattr(call, key, value)
+    transactions: TransactionRegistry  # interactive transactions (transaction_manager)
+    audit: AuditLog | None = None  # None when the audit log is disabled
 
 
 def runtime(ctx: Context[Any]) -> Runtime:

@@ -45,7 +45,7 @@ async def health_check(
     if database:
         rt.databases.get(database)  # unknown name: INVALID_ARGUMENT naming the configured ones
         record(database=database)
-    audit = health.audit_health(rt.extras.get("audit"), rt.settings.audit_enabled)
+    audit = health.audit_health(rt.audit, rt.settings.audit_enabled)
     report = await health.check(
         rt.databases,
         audit,

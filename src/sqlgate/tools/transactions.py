@@ -86,12 +86,7 @@ limited, so always end what you begin. Prefer "run" whenever you can.
 
 
 def registry(rt: Runtime) -> TransactionRegistry:
-    found = rt.extras.get("transactions")
-    if found is None:
-        found = rt.extras["transactions"] = TransactionRegistry(
-            rt.settings.transaction_idle_timeout_s, rt.settings.max_open_transactions
-        )
-    return found  # type: ignore[no-any-return]
+    return rt.transactions
 
 
 async def transaction_manager(

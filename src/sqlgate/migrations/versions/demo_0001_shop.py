@@ -19,7 +19,7 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    from sqlgate.demo import sample_rows
+    from sqlgate.migrations.demo_data import sample_rows
 
     customers = op.create_table(
         "customers",
