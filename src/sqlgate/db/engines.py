@@ -159,12 +159,12 @@ class Database:
         from sqlgate.db import reflect
 
         started = time.perf_counter()
-        facts = await reflect.server_facts(self)
+        facts = await reflect.server_facts(self.engine, self.driver)
         self.server_version = facts.version
         tables = None
         if self.policy.allowed_tables is None:
             tables = tuple(
-                t for t in await reflect.table_names(self, facts.default_schema)
+                t for t in await reflect.table_names(self.engine, facts.default_schema)
                 if t.lower() not in SQLGATE_TABLES
             )
         updates: dict[str, Any] = {"default_schema": facts.default_schema}

@@ -11,7 +11,9 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import inspect, text
 
 if TYPE_CHECKING:
-    from sqlgate.db.engines import Database
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from sqlgate.db.dialects.base import Driver
 
 
 @dataclass(frozen=True)
@@ -27,18 +29,18 @@ _FACTS_SQL = {
 }
 
 
-async def server_facts(database: Database) -> ServerFacts:
+async def server_facts(engine: AsyncEngine, driver: Driver) -> ServerFacts:
     # sqlgate's own fixed statement, not agent input: it bypasses safety.check.
-    async with database.engine.connect() as conn:
-        row = (await conn.execute(text(_FACTS_SQL[database.driver.name]))).one()
+    async with engine.connect() as conn:
+        row = (await conn.execute(text(_FACTS_SQL[driver.name]))).one()
         await conn.rollback()
     version = str(row[0])
-    if database.driver.name == "postgresql":
+    if driver.name == "postgresql":
         version = version.split(" on ")[0].split(",")[0]
     return ServerFacts(version=version, default_schema=row[1])
 
 
-async def table_names(database: Database, schema: str | None = None) -> list[str]:
+async def table_names(engine: AsyncEngine, schema: str | None = None) -> list[str]:
     """User tables (and views) of ``schema`` (default: the connection's default schema)."""
 
     def names(sync_conn: Any) -> list[str]:
@@ -47,7 +49,7 @@ async def table_names(database: Database, schema: str | None = None) -> list[str
         found += [v for v in inspector.get_view_names(schema=None) if v not in found]
         return sorted(found)
 
-    async with database.engine.connect() as conn:
+    async with engine.connect() as conn:
         result = await conn.run_sync(names)
         await conn.rollback()
     return result
