@@ -8,7 +8,8 @@ denying:
   statement has a denied column of that name (it may be that table's);
 * ``*`` and ``t.*`` over a table that has any denied column are denied (sqlgate cannot
   expand ``*`` without the schema; naming the columns works), and so is ``RETURNING *``;
-* on PostgreSQL a bare table name or alias used as a value (``row_to_json(c)``) is the
+* where the dialect reads a bare table name or alias used as a value as the whole row
+  (PostgreSQL: ``profile.whole_row_references``) (``row_to_json(c)``) is the
   whole row, so it is denied too; so are ``USING (col)`` and ``NATURAL JOIN`` over them.
 
 Filtering, sorting, grouping or joining on a denied column counts as reading it.
@@ -22,7 +23,9 @@ from functools import lru_cache
 from sqlglot import exp
 
 from sqlgate.errors import PolicyViolation
-from sqlgate.safety.tables import TableName, _key, table_name
+from sqlgate.safety import profiles
+from sqlgate.safety.profiles import SafetyProfile
+from sqlgate.safety.tables import TableName, table_name
 
 
 @dataclass(frozen=True)
@@ -34,19 +37,23 @@ class DeniedColumn:
         return f"{self.table.qualified()}.{self.column}"
 
 
+def parse_denied(entries: tuple[str, ...], dialect: str | SafetyProfile) -> tuple[DeniedColumn, ...]:
+    return _parse_denied(entries, profiles.get(dialect))
+
+
 @lru_cache(maxsize=256)
-def parse_denied(entries: tuple[str, ...], dialect: str) -> tuple[DeniedColumn, ...]:
+def _parse_denied(entries: tuple[str, ...], profile: SafetyProfile) -> tuple[DeniedColumn, ...]:
     found = []
     for entry in entries:
         try:
-            column = exp.to_column(entry, dialect=dialect)
+            column = exp.to_column(entry, dialect=profile.sqlglot_dialect)
         except Exception:  # noqa: S112 - an unreadable entry is reported at start-up, not here
             continue
         table = column.args.get("table")
         if not isinstance(column, exp.Column) or table is None or isinstance(column.this, exp.Star):
             continue
         found.append(
-            DeniedColumn(TableName(_key(column.args.get("db"), dialect), _key(table, dialect) or ""),
+            DeniedColumn(TableName(profile.identifier_key(column.args.get("db")), profile.identifier_key(table) or ""),
                          str(column.name).lower())
         )
     return tuple(found)
@@ -82,19 +89,22 @@ def _deny_column(name: str, qualified: bool = True) -> PolicyViolation:
     return PolicyViolation(f"column {name} is not allowed", hint, code="COLUMN_NOT_ALLOWED")
 
 
-def check_columns(statement: exp.Expr, dialect: str, entries: tuple[str, ...], default_schema: str | None) -> None:
+def check_columns(
+    statement: exp.Expr, dialect: str | SafetyProfile, entries: tuple[str, ...], default_schema: str | None
+) -> None:
     if not entries:
         return
-    denied = parse_denied(entries, dialect)
+    profile = profiles.get(dialect)
+    denied = _parse_denied(entries, profile)
     if not denied:
         return
-    default = _key(default_schema, dialect) if default_schema else None
+    default = profile.identifier_key(default_schema) if default_schema else None
     by_alias: dict[str, set[str]] = {}
     protected_tables: set[int] = set()
     for table in statement.find_all(exp.Table):
         if not isinstance(table.this, exp.Identifier):
             continue
-        cols = _columns_of(table_name(table, dialect), denied, default)
+        cols = _columns_of(table_name(table, profile), denied, default)
         if not cols:
             continue
         protected_tables.add(id(table))
@@ -117,7 +127,7 @@ def check_columns(statement: exp.Expr, dialect: str, entries: tuple[str, ...], d
                 raise _deny_column(f"{column.table}.{column.name}")
         elif name in every:
             raise _deny_column(column.name, qualified=False)
-        elif dialect == "postgres" and name in by_alias:
+        elif profile.whole_row_references and name in by_alias:
             raise _deny_star(f"the whole-row reference {column.name}")
     for star in statement.find_all(exp.Star):
         parent = star.parent

@@ -12,6 +12,7 @@ import re
 from sqlglot import exp
 
 from sqlgate.errors import PolicyViolation
+from sqlgate.safety.profiles import ExplainSyntax, SafetyProfile
 
 # PostgreSQL EXPLAIN options that only change how the plan is shown.
 _SAFE_OPTIONS = {
@@ -30,11 +31,11 @@ def _deny_analyze() -> PolicyViolation:
     )
 
 
-def split_explain(command: exp.Command, dialect: str) -> tuple[str, str]:
+def split_explain(command: exp.Command, profile: SafetyProfile) -> tuple[str, str]:
     """Split ``EXPLAIN <options> <statement>`` into (options text, statement text)."""
     rest = command.expression.name if isinstance(command.expression, exp.Literal) else ""
     options: list[str] = []
-    if dialect == "sqlite":
+    if profile.explain_syntax is ExplainSyntax.QUERY_PLAN:
         match = re.match(r"^QUERY\s+PLAN\s+", rest, re.IGNORECASE)
         if match:
             options.append("QUERY PLAN")

@@ -6,14 +6,13 @@ first — on the raw text, then on the token stream (the tokenizer is iterative)
 anything the parser rejects is a denial (fail closed).
 
 Where sqlglot's reading of the text and the server's can differ, the text is denied
-before parsing (``guard_differentials``): the statement sent is re-rendered from the
+before parsing (``guard_differentials``, with the guards of the dialect's safety
+profile): the statement sent is re-rendered from the
 checked tree, which neutralises most parser-differential tricks, but a construct the
 two sides read differently is refused rather than trusted.
 """
 
 from __future__ import annotations
-
-import re
 
 import sqlglot
 from sqlglot import exp
@@ -21,15 +20,8 @@ from sqlglot.errors import ErrorLevel
 from sqlglot.tokenizer_core import Token, TokenType
 
 from sqlgate.errors import PolicyViolation
-
-# sqlglot's name for each dialect sqlgate serves.
-DIALECTS = {
-    "postgres": "postgres",
-    "postgresql": "postgres",
-    "mysql": "mysql",
-    "mariadb": "mysql",
-    "sqlite": "sqlite",
-}
+from sqlgate.safety import profiles
+from sqlgate.safety.profiles import SafetyProfile
 
 # Nesting the parser is asked to handle: parentheses, CASE and runs of prefix operators
 # (NOT NOT ..., - - ...) each cost recursion. 64 leaves a wide margin below the depth at
@@ -44,25 +36,9 @@ _CLOSE = {TokenType.R_PAREN, TokenType.R_BRACKET, TokenType.END}
 _PREFIX = {TokenType.NOT, TokenType.DASH, TokenType.PLUS, TokenType.TILDE, TokenType.RLIKE}
 _SET_OPS = {TokenType.UNION, TokenType.INTERSECT, TokenType.EXCEPT}
 
-# MySQL/MariaDB execute the text inside /*! ... */ and /*M! ... */ (optionally versioned);
-# sqlglot reads it as a comment and drops it.
-_MYSQL_EXECUTABLE_COMMENT = re.compile(r"/\*M?!")
-_MYSQL_FILE_OUTPUT = re.compile(r"\bINTO\s+(OUTFILE|DUMPFILE)\b", re.IGNORECASE)
-# PostgreSQL U&'...' / U&"..." with UESCAPE, and E'...' strings with backslash escapes:
-# decoding rules sqlglot does not mirror exactly.
-_PG_UNICODE_ESCAPE = re.compile(r"(?<![\w$])U&['\"]", re.IGNORECASE)
-_PG_ESCAPE_STRING = re.compile(r"(?<![\w$])E'(?:[^'\\]|'')*\\", re.IGNORECASE)
-
-
-def sqlglot_dialect(dialect: str) -> str:
-    try:
-        return DIALECTS[dialect.lower()]
-    except KeyError:
-        raise PolicyViolation(
-            f"unknown SQL dialect {dialect!r}",
-            f"use one of: {', '.join(sorted(set(DIALECTS.values())))}",
-            code="PARSE_ERROR",
-        ) from None
+def sqlglot_dialect(dialect: str | SafetyProfile) -> str:
+    """sqlglot's name for a dialect (any name the profile registry accepts)."""
+    return profiles.get(dialect).sqlglot_dialect
 
 
 def nesting_depth(sql: str) -> int:
@@ -105,36 +81,9 @@ def guard_size(sql: str, max_length: int) -> None:
         raise _too_complex(f"the query nests parentheses deeper than {MAX_NESTING} levels")
 
 
-def guard_differentials(sql: str, dialect: str) -> None:
+def guard_differentials(sql: str, dialect: str | SafetyProfile) -> None:
     """Deny text that sqlglot and the database server could read differently."""
-    if dialect == "mysql":
-        if _MYSQL_EXECUTABLE_COMMENT.search(sql):
-            raise PolicyViolation(
-                "the query contains a MySQL executable comment (/*! ... */), which the server "
-                "runs as SQL",
-                "remove the /*! ... */ comment; write the SQL plainly",
-                code="STATEMENT_NOT_ALLOWED",
-            )
-        if _MYSQL_FILE_OUTPUT.search(sql):
-            raise PolicyViolation(
-                "SELECT ... INTO OUTFILE/DUMPFILE writes a file on the database server",
-                "select the rows without INTO; sqlgate returns them to you",
-                code="STATEMENT_NOT_ALLOWED",
-            )
-    elif dialect == "postgres":
-        if _PG_UNICODE_ESCAPE.search(sql):
-            raise PolicyViolation(
-                "U&'...' unicode-escape strings and identifiers are not accepted",
-                "write the characters directly, or pass the text as a bound parameter",
-                code="PARSE_ERROR",
-            )
-        if _PG_ESCAPE_STRING.search(sql):
-            raise PolicyViolation(
-                "E'...' strings with backslash escapes are not accepted",
-                "write a plain '...' string (double a quote to escape it) or pass the text "
-                "as a bound parameter",
-                code="PARSE_ERROR",
-            )
+    profiles.get(dialect).guard_text(sql)
 
 
 def guard_tokens(tokens: list[Token]) -> None:
@@ -167,33 +116,14 @@ def guard_tokens(tokens: list[Token]) -> None:
         raise _too_complex(f"the query has more than {MAX_CASTS} :: casts", "cast once")
 
 
-def guard_pg_backslashes(tokens: list[Token]) -> None:
-    """Deny PostgreSQL string literals that contain a backslash.
-
-    sqlgate re-renders every literal as a standard ``'...'`` string (dollar-quoted ones
-    too). With ``standard_conforming_strings = on`` (the default since 9.1) a backslash
-    there is an ordinary character; on a server running with it ``off`` it escapes the
-    next character, so ``'a\\'`` would swallow the closing quote and the rest of the text
-    would be read as SQL the validator never saw. sqlgate cannot know the server setting.
-    """
-    for token in tokens:
-        if token.token_type.name.endswith("STRING") and "\\" in token.text:
-            raise PolicyViolation(
-                "string literals containing a backslash are not accepted on PostgreSQL",
-                "pass the text as a bound :name parameter; in a regular expression write "
-                "[.] instead of \\.",
-                code="PARSE_ERROR",
-            )
-
-
-def parse(sql: str, dialect: str) -> list[exp.Expr]:
+def parse(sql: str, dialect: str | SafetyProfile) -> list[exp.Expr]:
     """Parse ``sql`` into statements; any parser complaint is a PARSE_ERROR."""
+    profile = profiles.get(dialect)
     try:
-        sqlglot_dialect_ = sqlglot.Dialect.get_or_raise(dialect)
+        sqlglot_dialect_ = sqlglot.Dialect.get_or_raise(profile.sqlglot_dialect)
         tokens = sqlglot_dialect_.tokenize(sql)
         guard_tokens(tokens)
-        if dialect == "postgres":
-            guard_pg_backslashes(tokens)
+        profile.guard_tokens(tokens)
         statements = sqlglot_dialect_.parser(error_level=ErrorLevel.RAISE).parse(tokens, sql)
     except PolicyViolation:
         raise
@@ -202,7 +132,7 @@ def parse(sql: str, dialect: str) -> list[exp.Expr]:
     except Exception as exc:  # noqa: BLE001 - any parser failure is a denial (fail closed)
         first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise PolicyViolation(
-            f"could not parse the query as {dialect} SQL: {first_line}",
+            f"could not parse the query as {profile.name} SQL: {first_line}",
             _parse_hint(sql),
             code="PARSE_ERROR",
         ) from None

@@ -14,11 +14,8 @@ from functools import lru_cache
 from sqlglot import exp
 
 from sqlgate.errors import PolicyViolation
-
-# Case rules: PostgreSQL folds unquoted names to lower case and keeps quoted ones
-# exact; MySQL (lower_case_table_names varies by platform) and SQLite compare names
-# case-insensitively, so both compare lower-cased.
-_CASE_SENSITIVE_WHEN_QUOTED = {"postgres"}
+from sqlgate.safety import profiles
+from sqlgate.safety.profiles import SafetyProfile
 
 
 @dataclass(frozen=True)
@@ -30,96 +27,83 @@ class TableName:
         return f"{self.schema}.{self.name}" if self.schema else self.name
 
 
-def _key(identifier: exp.Identifier | str | None, dialect: str) -> str | None:
-    if identifier is None or identifier == "":
-        return None
-    if isinstance(identifier, str):
-        return identifier.lower()
-    if identifier.quoted and dialect in _CASE_SENSITIVE_WHEN_QUOTED:
-        return str(identifier.this)
-    return str(identifier.this).lower()
+def table_key(identifier: exp.Identifier | str | None, dialect: str | SafetyProfile) -> str | None:
+    """The key a table or schema name is compared by, under the dialect's case rules."""
+    return profiles.get(dialect).identifier_key(identifier)
 
 
-def table_name(table: exp.Table, dialect: str) -> TableName:
+def table_name(table: exp.Table, dialect: str | SafetyProfile) -> TableName:
+    profile = profiles.get(dialect)
     if table.args.get("catalog"):
         # A three-part name reaches another database (or an attached one): never ours.
         raise PolicyViolation(
-            f"table {table.sql(dialect)} names another database",
+            f"table {table.sql(profile.sqlglot_dialect)} names another database",
             "query tables of the connected database only",
             code="TABLE_NOT_ALLOWED",
         )
-    schema = _key(table.args.get("db"), dialect)
-    name = _key(table.args.get("this"), dialect)
+    schema = profile.identifier_key(table.args.get("db"))
+    name = profile.identifier_key(table.args.get("this"))
     if name is None:
         raise PolicyViolation(
-            f"cannot resolve the table in {table.sql(dialect)}",
+            f"cannot resolve the table in {table.sql(profile.sqlglot_dialect)}",
             "name tables plainly",
             code="TABLE_NOT_ALLOWED",
         )
     return TableName(schema, name)
 
 
-def parse_whitelist(entries: tuple[str, ...] | list[str], dialect: str) -> frozenset[TableName]:
+def parse_whitelist(entries: tuple[str, ...] | list[str], dialect: str | SafetyProfile) -> frozenset[TableName]:
     """Whitelist entries are table names as written in the dialect (quote to keep case)."""
-    return _parse_whitelist(tuple(entries), dialect)
+    return _parse_whitelist(tuple(entries), profiles.get(dialect))
 
 
 @lru_cache(maxsize=256)
-def _parse_whitelist(entries: tuple[str, ...], dialect: str) -> frozenset[TableName]:
+def _parse_whitelist(entries: tuple[str, ...], profile: SafetyProfile) -> frozenset[TableName]:
     names = set()
     for entry in entries:
         try:
-            table = exp.to_table(entry, dialect=dialect)
+            table = exp.to_table(entry, dialect=profile.sqlglot_dialect)
         except Exception:  # noqa: S112 - a bad entry whitelists nothing
             continue
         if isinstance(table, exp.Table) and not table.args.get("catalog"):
-            for schema in _entry_keys(table.args.get("db"), dialect):
-                for name in _entry_keys(table.this, dialect):
+            for schema in profile.identifier_keys(table.args.get("db")):
+                for name in profile.identifier_keys(table.this):
                     if name:
                         names.add(TableName(schema, name))
     return frozenset(names)
 
 
-def _entry_keys(identifier: exp.Identifier | None, dialect: str) -> set[str | None]:
-    """An unquoted mixed-case PostgreSQL entry (``Events``) is ambiguous: folded it means
-    ``events``, but names reflected at start-up arrive unquoted with their real case
-    (the table ``"Events"``). The operator typed both readings, so both are whitelisted."""
-    key = _key(identifier, dialect)
-    keys: set[str | None] = {key}
-    if (dialect in _CASE_SENSITIVE_WHEN_QUOTED and isinstance(identifier, exp.Identifier)
-            and not identifier.quoted and str(identifier.this) != key):
-        keys.add(str(identifier.this))
-    return keys
-
-
-def _cte_positions(with_: exp.With, dialect: str, memo: dict[int, dict[str, int]] | None) -> dict[str, int]:
+def _cte_positions(
+    with_: exp.With, profile: SafetyProfile, memo: dict[int, dict[str, int]] | None
+) -> dict[str, int]:
     """CTE name -> position in ``with_`` (computed once per WITH when a memo is given)."""
     found = memo.get(id(with_)) if memo is not None else None
     if found is None:
         found = {}
         for position, cte in enumerate(with_.expressions):
-            found.setdefault(_key(cte.args["alias"].this, dialect) or "", position)
+            found.setdefault(profile.identifier_key(cte.args["alias"].this) or "", position)
         if memo is not None:
             memo[id(with_)] = found
     return found
 
 
-def _cte_visible(
-    table: exp.Table, name: str, dialect: str, memo: dict[int, dict[str, int]] | None = None
+def cte_visible(
+    table: exp.Table, name: str, dialect: str | SafetyProfile, memo: dict[int, dict[str, int]] | None = None
 ) -> bool:
     """True when ``table`` (unqualified) refers to a CTE in scope rather than a table.
 
     Linear in the depth of ``table``: with a shared ``memo`` a statement with thousands
     of CTEs is resolved in linear time, not quadratic.
     """
+    profile = profiles.get(dialect)
     child: exp.Expr = table
     node = table.parent
     while node is not None:
         with_ = node.args.get("with_") or node.args.get("with")
-        if isinstance(with_, exp.With) and child is not with_ and name in _cte_positions(with_, dialect, memo):
+        if isinstance(with_, exp.With) and child is not with_ and name in _cte_positions(with_, profile, memo):
             return True
         if isinstance(node, exp.With):
-            positions = _cte_positions(node, dialect, memo)
+            positions = _cte_positions(node, profile, memo)
             if name in positions:
                 if node.args.get("recursive"):
                     return True
@@ -137,8 +121,9 @@ def _cte_visible(
     return False
 
 
-def referenced_tables(statement: exp.Expr, dialect: str) -> list[TableName]:
+def referenced_tables(statement: exp.Expr, dialect: str | SafetyProfile) -> list[TableName]:
     """Every real table referenced anywhere in ``statement`` (CTE references removed)."""
+    profile = profiles.get(dialect)
     found: list[TableName] = []
     memo: dict[int, dict[str, int]] = {}
     for table in statement.find_all(exp.Table):
@@ -148,19 +133,20 @@ def referenced_tables(statement: exp.Expr, dialect: str) -> list[TableName]:
             if isinstance(table.this, exp.Func):
                 continue
             raise PolicyViolation(
-                f"cannot resolve the table reference {table.sql(dialect)}",
+                f"cannot resolve the table reference {table.sql(profile.sqlglot_dialect)}",
                 "name tables plainly",
                 code="TABLE_NOT_ALLOWED",
             )
-        name = table_name(table, dialect)
-        if name.schema is None and name.name == "dual" and dialect == "mysql" and not table.this.quoted:
+        name = table_name(table, profile)
+        if name.schema is None and name.name in profile.keyword_tables and not table.this.quoted:
             # MySQL's DUAL is a keyword, but sqlglot re-renders it as `DUAL` in backticks,
             # which names a real table: refuse rather than send something else.
             raise PolicyViolation(
-                "FROM DUAL is not supported", "leave FROM DUAL out: SELECT NOW() works alone",
+                f"FROM {name.name.upper()} is not supported",
+                f"leave FROM {name.name.upper()} out: SELECT NOW() works alone",
                 code="TABLE_NOT_ALLOWED",
             )
-        if name.schema is None and not _is_write_target(table) and _cte_visible(table, name.name, dialect, memo):
+        if name.schema is None and not _is_write_target(table) and cte_visible(table, name.name, profile, memo):
             continue
         found.append(name)
     return found
@@ -186,32 +172,29 @@ def check_tables(
     tables: list[TableName],
     whitelist: frozenset[TableName],
     default_schema: str | None,
-    dialect: str,
+    dialect: str | SafetyProfile,
 ) -> None:
-    default = _key(default_schema, dialect) if default_schema else None
+    profile = profiles.get(dialect)
+    default = profile.identifier_key(default_schema) if default_schema else None
     for table in tables:
-        if _allowed(table, whitelist, default):
+        if is_allowed(table, whitelist, default):
             continue
         shown = sorted(t.qualified() for t in whitelist)
         listed = ", ".join(shown[:_HINT_TABLES])
         if len(shown) > _HINT_TABLES:
             listed += f" and {len(shown) - _HINT_TABLES} more (describe_schema lists them all)"
         hint = ("allowed tables: " + listed) if shown else "no tables are whitelisted"
-        if _is_catalog(table):
+        if profile.is_catalog(table.schema, table.name):
             hint = "system catalogs are not available; use the describe_schema tool. " + hint
         raise PolicyViolation(f"table {table.qualified()} is not allowed", hint, code="TABLE_NOT_ALLOWED")
 
 
 _HINT_TABLES = 40  # a hint names at most this many allowed tables
 
-_CATALOG_SCHEMAS = {"pg_catalog", "information_schema", "mysql", "performance_schema", "sys", "pg_toast"}
 
-
-def _is_catalog(table: TableName) -> bool:
-    return (table.schema or "").lower() in _CATALOG_SCHEMAS or table.name.lower().startswith(("pg_", "sqlite_"))
-
-
-def _allowed(table: TableName, whitelist: frozenset[TableName], default: str | None) -> bool:
+def is_allowed(table: TableName, whitelist: frozenset[TableName], default: str | None) -> bool:
+    """Whether ``table`` is on ``whitelist``; ``default`` is the default schema's key
+    (``table_key(policy.default_schema, dialect)``), which bare names resolve to."""
     if table in whitelist:
         return True
     if table.schema is None:

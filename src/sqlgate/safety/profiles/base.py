@@ -1,0 +1,130 @@
+"""What a dialect means to the validator: ``SafetyProfile``, pure data plus small pure methods.
+
+One profile per database family (``postgresql.py``, ``mysql.py``, ``sqlite.py``), found
+through the registry in ``__init__``. A profile holds everything the safety rules need to
+know about a dialect — sqlglot's name for it, the URL schemes that select it, the functions
+it denies, how it compares identifiers, its system catalogs, the text and token guards
+against parser differentials, and the few syntax quirks the rules must know about — so no
+rule asks ``if dialect == ...``. It imports nothing from ``db`` and does no I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+
+from sqlglot import exp
+from sqlglot.tokenizer_core import Token
+
+from sqlgate.errors import PolicyViolation
+
+TokenGuard = Callable[[list[Token]], None]
+
+
+class IdentifierCase(StrEnum):
+    """How the database compares table and schema names."""
+
+    # Unquoted names fold to lower case; quoted names are exact (PostgreSQL).
+    FOLD_UNQUOTED = "fold_unquoted"
+    # Names compare case-insensitively, quoted or not (SQLite; MySQL/MariaDB as sqlgate
+    # compares them today, whatever lower_case_table_names says).
+    INSENSITIVE = "insensitive"
+
+
+class ExplainSyntax(StrEnum):
+    """What may stand between EXPLAIN and the statement when sqlglot leaves it opaque."""
+
+    OPTIONS = "options"  # EXPLAIN (FORMAT JSON, ...) / EXPLAIN VERBOSE ... (PostgreSQL, MySQL)
+    QUERY_PLAN = "query_plan"  # EXPLAIN QUERY PLAN ... (SQLite)
+
+
+@dataclass(frozen=True, eq=False)
+class TextGuard:
+    """Raw text the server reads differently from sqlglot: denied before parsing."""
+
+    pattern: re.Pattern[str]
+    message: str
+    hint: str
+    code: str = "STATEMENT_NOT_ALLOWED"
+
+    def __call__(self, sql: str) -> None:
+        if self.pattern.search(sql):
+            raise PolicyViolation(self.message, self.hint, code=self.code)
+
+
+# eq=False: profiles are singletons compared (and hashed, as lru_cache keys) by identity.
+@dataclass(frozen=True, eq=False)
+class SafetyProfile:
+    """The validator's view of one SQL dialect."""
+
+    name: str
+    """Canonical name, the one used in all output: ``postgresql``, ``mysql``, ``sqlite``."""
+    sqlglot_dialect: str
+    """sqlglot's name for parsing and rendering (``postgres`` for PostgreSQL)."""
+    aliases: frozenset[str]
+    """Other names ``safety.check`` accepts for this dialect (sqlglot's name included)."""
+    url_schemes: frozenset[str]
+    """Database URL schemes (the part before ``://``, driver suffix included) that select it."""
+    denied_functions: frozenset[str]
+    """Functions never allowed (lower-case; a trailing ``*`` makes a prefix)."""
+    identifier_case: IdentifierCase
+    catalog_schemas: frozenset[str]
+    """System schemas: never user data, never whitelisted by reflection."""
+    catalog_table_prefixes: tuple[str, ...]
+    """Name prefixes of system tables and views (``pg_``, ``sqlite_``)."""
+    text_guards: tuple[TextGuard, ...] = ()
+    token_guards: tuple[TokenGuard, ...] = ()
+    keyword_tables: frozenset[str] = frozenset()
+    """Unquoted table names that are keywords, not tables (MySQL ``DUAL``): refused, since
+    the re-rendered text would quote them and name a real table."""
+    whole_row_references: bool = False
+    """A bare table name or alias used as a value is the whole row (PostgreSQL)."""
+    variables_as_parameters: bool = False
+    """sqlglot parses ``@name`` as a ``Parameter`` that is a session variable (MySQL)."""
+    bare_parameter_prefixes: str = ""
+    """First characters of driver placeholders sqlglot reads as column names (SQLite ``$x``, ``@x``)."""
+    explain_syntax: ExplainSyntax = ExplainSyntax.OPTIONS
+
+    def __repr__(self) -> str:
+        return f"SafetyProfile({self.name!r})"
+
+    # -- identifiers -----------------------------------------------------------------
+    def identifier_key(self, identifier: exp.Identifier | str | None) -> str | None:
+        """The name a table or schema identifier is compared by (None when absent)."""
+        if identifier is None or identifier == "":
+            return None
+        if isinstance(identifier, str):
+            return identifier.lower()
+        if identifier.quoted and self.identifier_case is IdentifierCase.FOLD_UNQUOTED:
+            return str(identifier.this)
+        return str(identifier.this).lower()
+
+    def identifier_keys(self, identifier: exp.Identifier | None) -> set[str | None]:
+        """Every key a whitelist entry's identifier stands for.
+
+        An unquoted mixed-case entry where unquoted names fold (``Events`` on PostgreSQL) is
+        ambiguous: folded it means ``events``, but names reflected at start-up arrive
+        unquoted with their real case (the table ``"Events"``). Both readings count.
+        """
+        key = self.identifier_key(identifier)
+        keys: set[str | None] = {key}
+        if (self.identifier_case is IdentifierCase.FOLD_UNQUOTED and isinstance(identifier, exp.Identifier)
+                and not identifier.quoted and str(identifier.this) != key):
+            keys.add(str(identifier.this))
+        return keys
+
+    # -- catalogs --------------------------------------------------------------------
+    def is_catalog(self, schema: str | None, name: str) -> bool:
+        """True for a system schema or a system table/view of this dialect."""
+        return (schema or "").lower() in self.catalog_schemas or name.lower().startswith(self.catalog_table_prefixes)
+
+    # -- parser differentials --------------------------------------------------------
+    def guard_text(self, sql: str) -> None:
+        for guard in self.text_guards:
+            guard(sql)
+
+    def guard_tokens(self, tokens: list[Token]) -> None:
+        for guard in self.token_guards:
+            guard(tokens)
