@@ -59,7 +59,7 @@ def real_table(table: exp.Table, statement: Statement) -> TableInfo | None:
         name = safety_tables.table_name(table, statement.dialect)
     except Exception:  # noqa: BLE001
         return None
-    if name.schema is None and safety_tables._cte_visible(table, name.name, statement.dialect):
+    if name.schema is None and safety_tables.cte_visible(table, name.name, statement.dialect):
         return None
     return statement.infos.get(name.qualified().lower()) or statement.infos.get(name.name.lower())
 
