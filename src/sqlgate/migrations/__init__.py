@@ -19,11 +19,14 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
 from sqlgate.migrations.tables import target_metadata as target_metadata
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 VERSION_TABLE = "sqlgate_alembic_version"
 SCRIPT_LOCATION = Path(__file__).parent
@@ -78,7 +81,7 @@ class MigrationStatus:
         return "current" if self.current == self.head else "behind"
 
 
-def _engine(url: str) -> Any:
+def _engine(url: str) -> AsyncEngine:
     from sqlalchemy.ext.asyncio import create_async_engine
 
     from sqlgate.db.engines import async_url

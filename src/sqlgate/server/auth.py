@@ -16,6 +16,7 @@ from typing import Any
 
 from mcp.server.auth.provider import AccessToken
 from mcp.server.auth.settings import AuthSettings
+from pydantic import AnyHttpUrl
 
 from sqlgate.errors import ConfigError
 from sqlgate.settings import Settings
@@ -86,8 +87,8 @@ def server_auth(settings: Settings) -> dict[str, Any]:
     return {
         "token_verifier": StaticTokenVerifier(tokens),
         "auth": AuthSettings(
-            issuer_url=base,
-            resource_server_url=base + path,
+            issuer_url=AnyHttpUrl(base),
+            resource_server_url=AnyHttpUrl(base + path),
             # Static tokens are issued for this server only; there is no audience to check.
             validate_token_resource=False,
         ),

@@ -1,0 +1,82 @@
+"""The import structure is a gate too: the import-linter contracts in pyproject.toml
+(layer order server → tools → advisor/health → audit/demo → migrations → db → settings →
+safety → errors, and no import cycles between sibling modules) hold, and would catch a break.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import grimp
+import pytest
+
+ROOT = Path(__file__).parent.parent
+CONFIG = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]
+
+
+def contract(kind: str) -> dict[str, object]:
+    found = [c for c in CONFIG["contracts"] if c["type"] == kind]
+    assert len(found) == 1, f"expected one {kind} contract in pyproject.toml"
+    return found[0]
+
+
+def layers() -> list[grimp.Layer]:
+    """The layers contract as grimp layers (``a | b``: independent siblings)."""
+    result = []
+    for layer in contract("layers")["layers"]:  # type: ignore[union-attr]
+        result.append(grimp.Layer(*(name.strip() for name in str(layer).split("|")), independent=True))
+    return result
+
+
+def build_graph() -> grimp.ImportGraph:
+    return grimp.build_graph("sqlgate", cache_dir=None)
+
+
+@pytest.fixture(scope="module")
+def graph() -> grimp.ImportGraph:
+    return build_graph()
+
+
+def test_lint_imports_passes() -> None:
+    """The command CI runs (scripts/check): every contract kept."""
+    command = shutil.which("lint-imports", path=str(Path(sys.executable).parent)) or shutil.which("lint-imports")
+    assert command, "import-linter is not installed: pip install -e '.[test]'"
+    done = subprocess.run([command, "--no-cache"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert "0 broken" in done.stdout
+
+
+def test_layer_order_holds(graph: grimp.ImportGraph) -> None:
+    illegal = graph.find_illegal_dependencies_for_layers(layers=layers())
+    assert not illegal, sorted(f"{d.importer} -> {d.imported}" for d in illegal)
+
+
+@pytest.mark.parametrize(
+    ("importer", "imported"),
+    [
+        ("sqlgate.db.engines", "sqlgate.demo"),  # the old demo-in-engines tangle
+        ("sqlgate.audit", "sqlgate.tools.base"),  # the old CallRecord import
+        ("sqlgate.safety.policy", "sqlgate.db.engines"),  # the pure core reaching for I/O
+        ("sqlgate.advisor.capture", "sqlgate.health"),  # independent siblings
+    ],
+)
+def test_an_upward_or_sideways_import_would_be_caught(importer: str, imported: str) -> None:
+    broken = build_graph()
+    broken.add_import(importer=importer, imported=imported)
+    illegal = broken.find_illegal_dependencies_for_layers(layers=layers())
+    assert illegal, f"{importer} -> {imported} should break the layer contract"
+
+
+def test_the_known_cycles_are_gone(graph: grimp.ImportGraph) -> None:
+    for importer, imported in [
+        ("sqlgate.migrations", "sqlgate.audit"),
+        ("sqlgate.migrations", "sqlgate.demo"),
+        ("sqlgate.db.reflect", "sqlgate.db.engines"),
+        ("sqlgate.commands", "sqlgate.cli"),
+    ]:
+        chain = graph.find_shortest_chain(importer=importer, imported=imported, as_packages=True)
+        assert chain is None, " -> ".join(chain or ())
