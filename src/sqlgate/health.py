@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from pydantic import BaseModel
 
 from sqlgate.db.roundtrip import RoundTrip, round_trip
+from sqlgate.db.row_counts import EXACT_BELOW, count_rows
 from sqlgate.errors import SqlgateError
 from sqlgate.logging import get_logger, mask_secrets
 
@@ -35,7 +36,7 @@ log = get_logger("sqlgate.health")
 
 Status = Literal["healthy", "degraded", "unhealthy"]
 _RANK = {"healthy": 0, "degraded": 1, "unhealthy": 2}
-EXACT_COUNT_BELOW = 10_000  # catalog estimates under this are replaced by an exact COUNT(*)
+EXACT_COUNT_BELOW = EXACT_BELOW  # catalog estimates under this are replaced by an exact COUNT(*)
 
 
 class PoolHealth(BaseModel):
@@ -130,7 +131,7 @@ async def check_database(
         status="healthy",
         reasons=[],
         reachable=False,
-        dialect=database.driver.name,
+        dialect=database.dialect_name,
         mode=str(database.policy.mode),
         slow_queries=database.slow_queries,
         slow_query_ms=round(database.slow_query_s * 1000),
@@ -200,7 +201,7 @@ def _probe_engine(database: Database) -> Any:
     from sqlalchemy.ext.asyncio import create_async_engine
 
     url = database.engine.url
-    if url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"):
+    if database.driver.private_memory(url):
         return database.engine
     kwargs = database.driver.engine_kwargs(database.policy.read_only, database.policy.statement_timeout_ms)
     return create_async_engine(url, poolclass=sa.pool.NullPool, **kwargs)
@@ -240,7 +241,7 @@ async def _tables(database: Database, engine: Any, include_stats: bool) -> list[
     entries = list(database.policy.allowed_tables or ())
     if not entries:
         return []
-    backend = database.driver.name
+    dialect = database.driver
 
     def probe(sync_conn: Any) -> list[TableHealth]:
         inspector = sa.inspect(sync_conn)
@@ -257,41 +258,16 @@ async def _tables(database: Database, engine: Any, include_stats: bool) -> list[
             exists = name in known[schema] or name.lower() in known[schema]
             health = TableHealth(name=entry, exists=exists)
             if exists and include_stats:
-                health.rows, health.rows_estimated = _row_count(sync_conn, backend, schema, name)
+                health.rows, health.rows_estimated = count_rows(sync_conn, dialect, schema, name)
             found.append(health)
         return found
 
     async with engine.connect() as conn:
         try:
-            return await conn.run_sync(probe)
+            found: list[TableHealth] = await conn.run_sync(probe)
+            return found
         finally:
             await conn.rollback()
-
-
-def _row_count(sync_conn: Any, backend: str, schema: str | None, name: str) -> tuple[int, bool]:
-    """A catalog estimate where one exists and is large; else an exact COUNT(*)."""
-    estimate: int | None = None
-    if backend == "postgresql":
-        estimate = sync_conn.execute(
-            sa.text(
-                "SELECT c.reltuples::bigint FROM pg_class c WHERE c.oid = to_regclass("
-                "CASE WHEN CAST(:schema AS text) IS NULL THEN quote_ident(CAST(:name AS text)) "
-                "ELSE quote_ident(CAST(:schema AS text)) || '.' || quote_ident(CAST(:name AS text)) END)"
-            ),
-            {"schema": schema, "name": name},
-        ).scalar()
-    elif backend == "mysql":
-        estimate = sync_conn.execute(
-            sa.text(
-                "SELECT table_rows FROM information_schema.tables "
-                "WHERE table_schema = COALESCE(:schema, DATABASE()) AND table_name = :name"
-            ),
-            {"schema": schema, "name": name},
-        ).scalar()
-    if estimate is not None and int(estimate) >= EXACT_COUNT_BELOW:
-        return int(estimate), True
-    exact = sync_conn.execute(sa.select(sa.func.count()).select_from(sa.table(name, schema=schema))).scalar()
-    return int(exact or 0), False
 
 
 async def _migrations(database: Database, engine: Any) -> MigrationHealth:
@@ -323,24 +299,25 @@ def audit_health(audit: AuditLog | None, enabled: bool) -> AuditHealth:
 
 async def probe_audit_sink(settings: Settings, timeout_s: float) -> AuditHealth:
     """For ``sqlgate health`` (no server running): can the audit sink take records?"""
-    from pathlib import Path
-
     from sqlalchemy.ext.asyncio import create_async_engine
 
     from sqlgate import migrations
     from sqlgate.audit import AUDIT_TABLE, sink_url
-    from sqlgate.db.engines import async_url
+    from sqlgate.db import dialects
 
     if not settings.audit_enabled:
         return AuditHealth(enabled=False, state="disabled")
     url = sink_url(settings)
     shown = mask_secrets(url)
-    default_file = Path(url.removeprefix("sqlite:///"))
-    if settings.audit_database_url is None and not await asyncio.to_thread(default_file.exists):
-        return AuditHealth(enabled=True, sink=shown, state="not_created")  # made on first serve
     engine = None
     try:
-        engine = create_async_engine(async_url(url), poolclass=sa.pool.NullPool)
+        target = dialects.async_url(url)
+        default_file = dialects.for_url(target).local_file(target)
+        if settings.audit_database_url is None and default_file is not None and not await asyncio.to_thread(
+            default_file.exists
+        ):
+            return AuditHealth(enabled=True, sink=shown, state="not_created")  # made on first serve
+        engine = create_async_engine(target, poolclass=sa.pool.NullPool)
 
         async def inspect_sink() -> tuple[bool, list[str]]:
             async with engine.connect() as conn:

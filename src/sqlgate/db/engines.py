@@ -9,6 +9,7 @@ every pool at shutdown.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -16,48 +17,22 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from sqlgate.db.dialects import DRIVERS, Driver
-from sqlgate.errors import ConfigError, DatabaseUnavailable, InvalidArgument, PoolExhausted
+from sqlgate.db import dialects
+from sqlgate.db.dialects import Dialect, async_url
+from sqlgate.db.schema import SchemaCache
+from sqlgate.errors import DatabaseUnavailable, InvalidArgument, PoolExhausted
 from sqlgate.logging import get_logger, mask_secrets
 from sqlgate.safety.policy import Policy
 from sqlgate.settings import ResolvedDatabase, Settings
 
 log = get_logger("sqlgate.db")
 
-_ASYNC_DRIVERS = {
-    "postgresql": "postgresql+asyncpg",
-    "postgres": "postgresql+asyncpg",
-    "postgresql+asyncpg": "postgresql+asyncpg",
-    "mysql": "mysql+aiomysql",
-    "mariadb": "mysql+aiomysql",
-    "mysql+aiomysql": "mysql+aiomysql",
-    "mariadb+aiomysql": "mysql+aiomysql",
-    "sqlite": "sqlite+aiosqlite",
-    "sqlite+aiosqlite": "sqlite+aiosqlite",
-}
 # Tables sqlgate owns; never part of a default whitelist.
 SQLGATE_TABLES = frozenset({"sqlgate_audit", "sqlgate_alembic_version", "alembic_version"})
 
-
-def async_url(url: str) -> URL:
-    """Map a plain database URL to sqlgate's async driver for it."""
-    try:
-        parsed = make_url(url)
-    except Exception as exc:
-        raise ConfigError(
-            f"not a database URL: {mask_secrets(url)}",
-            "use postgresql://user:pass@host/db, mysql://user@host/db or sqlite:///path.db",
-        ) from exc
-    target = _ASYNC_DRIVERS.get(parsed.drivername)
-    if target is None:
-        raise ConfigError(
-            f"unsupported database URL scheme {parsed.drivername!r}",
-            "use postgresql://, mysql:// (also MariaDB/TiDB) or sqlite:///",
-        )
-    return parsed.set(drivername=target)
+__all__ = ["SQLGATE_TABLES", "Database", "Databases", "PoolStats", "async_url", "create_database", "open_databases"]
 
 
 @dataclass
@@ -71,30 +46,42 @@ class PoolStats:
 
 @dataclass
 class Database:
-    """A configured database: its engine, driver, effective policy and facts."""
+    """A configured database: its engine, dialect, effective policy and facts."""
 
     name: str
     engine: AsyncEngine
-    driver: Driver
+    driver: Dialect  # the dialect module's object for this database (see db/dialects/)
     policy: Policy
     max_result_bytes: int
     display_url: str
     demo: bool = False
     server_version: str = ""
     pool_timeout_s: float = 10.0
-    info: dict[str, Any] = field(default_factory=dict)
+    # Reflected table structure (db/schema.py).
+    schema_cache: SchemaCache = field(default_factory=SchemaCache)
     # Set up (server facts, default whitelist) once reachable; see ensure_ready().
     ready: bool = False
     # Counted by the guarded executor; reported by health_check.
     slow_query_s: float = 1.0
     slow_queries: int = 0
     waiting: int = 0
+    # A pooled connection is checked for liveness before use (db/boundary.py).
+    ping_on_checkout: bool = False
+    # Clean-ups of cancelled or timed-out calls still running (db/boundary.py).
+    cleanups: set[asyncio.Task[None]] = field(default_factory=set, repr=False)
     _ready_lock: asyncio.Lock | None = field(default=None, repr=False)
 
     @property
     def dialect(self) -> str:
-        """sqlglot's dialect name: ``postgres``, ``mysql`` or ``sqlite``."""
+        """sqlglot's dialect name, for parsing and rendering (``postgres``, ``mysql``, ``sqlite``).
+
+        Output names the dialect by ``dialect_name`` (canonical: ``postgresql``)."""
         return self.driver.sqlglot_dialect
+
+    @property
+    def dialect_name(self) -> str:
+        """The canonical dialect name every output uses: ``postgresql``, ``mysql``, ``sqlite``."""
+        return self.driver.name
 
     async def checkout(self) -> tuple[AsyncConnection, Any, Any]:
         """A pooled connection: (SQLAlchemy connection, pool proxy, driver connection)."""
@@ -110,7 +97,11 @@ class Database:
             raise self.unreachable(exc) from exc
         finally:
             self.waiting -= 1
-        raw = await conn.get_raw_connection()
+        # No await between the checkout and the return: a cancellation here would leak
+        # the checked-out connection. (The call's deadline is applied by db.boundary.)
+        raw: Any = conn.sync_connection.connection if conn.sync_connection is not None else None
+        if raw is None:
+            raw = await conn.get_raw_connection()
         return conn, raw, raw.driver_connection
 
     def unreachable(self, exc: BaseException) -> DatabaseUnavailable:
@@ -175,7 +166,7 @@ class Database:
             "database ready",
             database=self.name,
             url=self.display_url,
-            dialect=self.dialect,
+            dialect=self.dialect_name,
             version=facts.version,
             mode=str(self.policy.mode),
             allowed_tables=list(self.policy.allowed_tables or ()),
@@ -212,32 +203,42 @@ class Databases:
         return len(self._by_name)
 
     async def close(self) -> None:
+        from sqlgate.db import boundary
+
+        # Cancelled calls' clean-ups (cancel in the database, invalidate) finish first.
+        await asyncio.gather(*(boundary.drain(db) for db in self), return_exceptions=True)
         await asyncio.gather(*(db.engine.dispose() for db in self), return_exceptions=True)
 
 
 def create_database(config: ResolvedDatabase, settings: Settings) -> Database:
     url = async_url(config.url)
-    backend = url.get_backend_name()
-    driver = DRIVERS[backend]()
+    driver = dialects.for_url(url)
     policy = config.policy
     kwargs: dict[str, Any] = {
-        # A connection to a network server can die in the pool; a SQLite file cannot.
-        "pool_pre_ping": backend != "sqlite",
-        "pool_recycle": settings.pool_recycle_s,
+        **driver.pool_kwargs(
+            url, pool_size=config.pool_size, max_overflow=config.max_overflow,
+            pool_timeout_s=settings.pool_timeout_s, pool_recycle_s=settings.pool_recycle_s,
+        ),
         **driver.engine_kwargs(policy.read_only, policy.statement_timeout_ms),
     }
-    if backend != "sqlite" or (url.database not in (None, "", ":memory:")):
-        kwargs |= {
-            "pool_size": config.pool_size,
-            "max_overflow": config.max_overflow,
-            "pool_timeout": settings.pool_timeout_s,
-        }
+    # The liveness check runs in db/boundary.py under the call's deadline (one round
+    # trip, abortable), not as SQLAlchemy's pre-ping (three round trips on asyncpg, and a
+    # cancelled one waits for its ROLLBACK on a slow link).
+    ping_on_checkout = bool(kwargs.pop("pool_pre_ping", False))
     engine = create_async_engine(url, **kwargs)
     read_only, timeout_ms = policy.read_only, policy.statement_timeout_ms
 
     @event.listens_for(engine.sync_engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+    def _on_connect(dbapi_connection: Any, record: Any) -> None:
         driver.on_connect(dbapi_connection, read_only, timeout_ms)
+        record.info["sqlgate_fresh"] = True  # just connected: no liveness check needed
+
+    @event.listens_for(engine.sync_engine, "invalidate")
+    def _on_invalidate(dbapi_connection: Any, _record: Any, _exc: Any) -> None:
+        # Close the socket at once: SQLAlchemy's graceful close would wait up to 2 s on a
+        # dead link (its own time limit), past the call's deadline (db/boundary.py).
+        with contextlib.suppress(Exception):
+            driver.abort(dbapi_connection.driver_connection)
 
     return Database(
         name=config.name,
@@ -249,6 +250,7 @@ def create_database(config: ResolvedDatabase, settings: Settings) -> Database:
         demo=config.demo,
         pool_timeout_s=settings.pool_timeout_s,
         slow_query_s=settings.slow_query_ms / 1000,
+        ping_on_checkout=ping_on_checkout,
     )
 
 

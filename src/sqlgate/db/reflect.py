@@ -13,7 +13,7 @@ from sqlalchemy import inspect, text
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
 
-    from sqlgate.db.dialects.base import Driver
+    from sqlgate.db.dialects.base import Dialect
 
 
 @dataclass(frozen=True)
@@ -22,22 +22,12 @@ class ServerFacts:
     default_schema: str | None
 
 
-_FACTS_SQL = {
-    "postgresql": "SELECT version(), current_schema()",
-    "mysql": "SELECT VERSION(), DATABASE()",
-    "sqlite": "SELECT 'SQLite ' || sqlite_version(), 'main'",
-}
-
-
-async def server_facts(engine: AsyncEngine, driver: Driver) -> ServerFacts:
+async def server_facts(engine: AsyncEngine, driver: Dialect) -> ServerFacts:
     # sqlgate's own fixed statement, not agent input: it bypasses safety.check.
     async with engine.connect() as conn:
-        row = (await conn.execute(text(_FACTS_SQL[driver.name]))).one()
+        row = (await conn.execute(text(driver.facts_sql))).one()
         await conn.rollback()
-    version = str(row[0])
-    if driver.name == "postgresql":
-        version = version.split(" on ")[0].split(",")[0]
-    return ServerFacts(version=version, default_schema=row[1])
+    return ServerFacts(version=driver.server_version(str(row[0])), default_schema=row[1])
 
 
 async def table_names(engine: AsyncEngine, schema: str | None = None) -> list[str]:

@@ -59,10 +59,10 @@ def to_json_safe(value: Any) -> Any:
 def _decimal(value: Decimal) -> Any:
     if not value.is_finite():
         return str(value)
-    digits = len(value.as_tuple().digits)
-    if digits <= 15:
+    parts = value.as_tuple()
+    if len(parts.digits) <= 15:
         as_int = int(value)
-        if value == as_int and value.as_tuple().exponent >= 0:
+        if value == as_int and isinstance(parts.exponent, int) and parts.exponent >= 0:
             return as_int
         return float(value)
     return str(value)

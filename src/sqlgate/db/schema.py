@@ -16,6 +16,7 @@ from sqlalchemy import inspect
 from sqlgate.errors import PolicyViolation
 
 if TYPE_CHECKING:
+    from sqlgate.db.dialects import Dialect
     from sqlgate.db.engines import Database
 
 
@@ -75,10 +76,7 @@ class SchemaCache:
 
 
 def _cache(database: Database) -> SchemaCache:
-    cache = database.info.get("schema_cache")
-    if cache is None:
-        cache = database.info["schema_cache"] = SchemaCache()
-    return cache
+    return database.schema_cache
 
 
 def split_name(table: str) -> tuple[str | None, str]:
@@ -86,7 +84,7 @@ def split_name(table: str) -> tuple[str | None, str]:
     return (schema or None, name) if dot else (None, table)
 
 
-def _reflect_one(sync_conn: Any, schema: str | None, name: str) -> TableInfo | None:
+def _reflect_one(sync_conn: Any, dialect: Dialect, schema: str | None, name: str) -> TableInfo | None:
     inspector = inspect(sync_conn)
     is_view = False
     if not inspector.has_table(name, schema=schema):
@@ -108,15 +106,9 @@ def _reflect_one(sync_conn: Any, schema: str | None, name: str) -> TableInfo | N
         return TableInfo(name, schema, columns, (), (), (), (), None, True)
     pk = tuple(inspector.get_pk_constraint(name, schema=schema).get("constrained_columns") or ())
     uniques = [tuple(u["column_names"]) for u in inspector.get_unique_constraints(name, schema=schema)]
-    if sync_conn.dialect.name == "sqlite":
-        # Unnamed inline UNIQUE constraints live only as sqlite_autoindex_* indexes.
-        quoted = name.replace('"', '""')
-        for row in sync_conn.exec_driver_sql(f'PRAGMA index_list("{quoted}")').fetchall():
-            if row[3] == "u":
-                index = str(row[1]).replace('"', '""')
-                cols = tuple(r[2] for r in sync_conn.exec_driver_sql(f'PRAGMA index_info("{index}")'))
-                if cols not in uniques:
-                    uniques.append(cols)
+    for cols in dialect.extra_unique_constraints(sync_conn, schema, name):
+        if cols not in uniques:
+            uniques.append(cols)
     indexes = tuple(
         IndexInfo(i.get("name"), tuple(c for c in i["column_names"] if c), bool(i.get("unique")))
         for i in inspector.get_indexes(name, schema=schema)
@@ -153,8 +145,8 @@ async def table_info(database: Database, table: str, *, refresh: bool = False) -
         raise
     except Exception:
         name = None
-    if name is None or not safety_tables._allowed(
-        name, whitelist, safety_tables._key(database.policy.default_schema, dialect)
+    if name is None or not safety_tables.is_allowed(
+        name, whitelist, safety_tables.table_key(database.policy.default_schema, dialect)
         if database.policy.default_schema else None
     ):
         shown = sorted(t.qualified() for t in whitelist)
@@ -172,7 +164,7 @@ async def table_info(database: Database, table: str, *, refresh: bool = False) -
             return cache.tables[key]
         schema = name.schema if name.schema != database.policy.default_schema else None
         async with database.engine.connect() as conn:
-            info = await conn.run_sync(_reflect_one, schema, _reflected_case(parsed, name.name))
+            info = await conn.run_sync(_reflect_one, database.driver, schema, _reflected_case(parsed, name.name))
             await conn.rollback()
         if info is None:
             raise PolicyViolation(

@@ -350,9 +350,9 @@ async def _run(
 ) -> tuple[bulk.Counts, int, list[FailedBatch]]:
     counts = bulk.Counts()
     timeout_ms = db.policy.statement_timeout_ms
-    # SQLite: take the write lock at BEGIN (IMMEDIATE), so concurrent writers wait for
-    # each other (busy timeout) instead of failing when a read lock cannot be upgraded.
-    isolation = "serializable" if db.driver.name == "sqlite" else None
+    # The dialect's choice (SQLite: take the write lock at BEGIN IMMEDIATE, so concurrent
+    # writers wait for each other instead of failing when a read lock cannot be upgraded).
+    isolation = db.driver.bulk_isolation
     done = 0
     tx: GuardedTransaction | None = None
 

@@ -46,8 +46,7 @@ found inside them.
 """
 
 
-
-def annotations(all_read_only: bool) -> ToolAnnotations:
+def tool_annotations(all_read_only: bool) -> ToolAnnotations:
     """Honest hints: read-only when every served database is read_only."""
     if all_read_only:
         return ToolAnnotations(title="Run a SQL query", read_only_hint=True, open_world_hint=False)
@@ -119,6 +118,6 @@ def register(server: Any, all_read_only: bool) -> None:
         execute_query,
         name="execute_query",
         description=DESCRIPTION,
-        annotations=annotations(all_read_only),
+        annotations=tool_annotations(all_read_only),
         structured_output=True,
     )

@@ -17,7 +17,7 @@ from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import BaseModel, Field
 
 from sqlgate.db import schema as db_schema
-from sqlgate.db.row_counts import SOURCES, row_counts
+from sqlgate.db.row_counts import row_counts, source
 from sqlgate.errors import PolicyViolation, SqlgateError
 from sqlgate.tools.base import database_for, record, runtime, tool_result
 
@@ -156,9 +156,9 @@ async def describe(db: Database, tables: list[str] | None, refresh: bool) -> Sch
         hint = "DENIED columns cannot be read: name the columns you need instead of SELECT *"
     return SchemaResult(
         database=db.name,
-        dialect=db.dialect,
+        dialect=db.dialect_name,
         mode=str(db.policy.mode),
-        row_counts_from=SOURCES.get(db.driver.name, "count(*)"),
+        row_counts_from=source(db.driver),
         tables=shaped,
         missing=missing or None,
         hint=hint,

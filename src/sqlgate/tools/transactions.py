@@ -15,7 +15,6 @@ from mcp.server.mcpserver import Context
 from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import BaseModel, Field
 
-from sqlgate.db.dialects import sqlite_deadline
 from sqlgate.db.guard import GuardedTransaction, StatementResult, check_parameters
 from sqlgate.db.interactive import OpenTransaction, TransactionRegistry
 from sqlgate.errors import InvalidArgument, OperationFailed, SqlgateError
@@ -27,9 +26,6 @@ if TYPE_CHECKING:
 
 FetchMode = Literal["all", "one", "scalar", "none"]
 IsolationLevel = Literal["read_committed", "repeatable_read", "serializable", "read_uncommitted"]
-# SQLite has one isolation level, serializable; read_uncommitted only matters for
-# connections sharing a cache (PRAGMA read_uncommitted). Anything else would be a lie.
-_SQLITE_LEVELS = ("serializable", "read_uncommitted")
 MAX_OPERATIONS = 500
 
 
@@ -171,16 +167,9 @@ def _timeout_ms(db: Database, timeout_seconds: float | None) -> int:
 
 
 def _isolation(db: Database, level: str | None, operations: list[Operation] | None) -> str | None:
-    if db.driver.name == "sqlite":
-        if level is not None and level not in _SQLITE_LEVELS:
-            raise InvalidArgument(
-                f"SQLite does not support isolation level {level}",
-                "SQLite transactions are serializable: use serializable (or read_uncommitted), or omit it",
-            )
-        return level
-    if level is None and db.policy.read_only:
-        return "repeatable_read"  # a batch of reads is one consistent snapshot
-    return level
+    # Each dialect knows its levels (SQLite: serializable and read_uncommitted only) and
+    # the default (a batch of reads on a read-only database is one consistent snapshot).
+    return db.driver.choose_isolation(level, db.policy.read_only)
 
 
 def _validate(
@@ -290,10 +279,10 @@ async def _in_open(
 ) -> CallToolResult:
     transactions = registry(runtime(ctx))
     try:
-        if checked and entry.database.driver.name == "sqlite":
-            # SQLite's statement deadline is armed at BEGIN; an interactive transaction
-            # lives longer than one statement, so each call gets a fresh one.
-            sqlite_deadline(entry.tx.connection).arm(entry.tx.timeout_ms)
+        if checked:
+            # A client-side statement deadline (SQLite's) is armed at BEGIN; an interactive
+            # transaction lives longer than one statement, so each call gets a fresh one.
+            entry.database.driver.arm_deadline(entry.tx.connection, entry.tx.timeout_ms)
         results = await _run_all(entry.tx, checked, interactive=True) if checked else []
         entry.operations += len(checked)
     finally:

@@ -1,33 +1,58 @@
-"""The dialect base: what differs between PostgreSQL (asyncpg), MySQL/MariaDB (aiomysql) and SQLite (aiosqlite).
+"""The ``Dialect`` protocol: everything that differs between the database families.
 
 sqlgate checks connections out of SQLAlchemy's pools but runs statements on the driver
 connection itself: it controls the transaction, the read-only flag and the timeout
-exactly, and skips a layer of per-row work. Each ``Driver`` knows one database's way of:
+exactly, and skips a layer of per-row work. One ``Dialect`` subclass per family
+(``postgres.py``, ``mysql.py``, ``sqlite.py``) knows that family's way of:
 
+* the async driver for its URL schemes, connect arguments and pool rules;
 * session defaults set once per new connection (read-only, statement timeout);
-* starting a transaction (read-only, isolation level, a per-call timeout);
-* binding parameters (the validated AST is rendered with the driver's markers);
+* starting a transaction (read-only, isolation level, a per-call timeout), commit, rollback;
+* binding parameters (the validated AST is rendered with the driver's markers) and
+  coercing JSON values to what the driver wants;
 * running a statement and fetching at most N rows;
-* turning the driver's exceptions into sqlgate errors.
+* turning the driver's exceptions into sqlgate errors;
+* the server facts, row estimates and reflection quirks sqlgate reads from the catalog;
+* the health write round trip and the bulk-insert strategy (COPY, multi-row INSERT,
+  executemany; the upsert syntax).
+
+Code outside ``db/dialects/`` calls these methods and never branches on a dialect name;
+the registry (``__init__.py``) finds the class by canonical name or URL scheme.
 """
 
 from __future__ import annotations
 
 import asyncio
+from abc import ABC, abstractmethod
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from sqlglot import exp
 
+from sqlgate.db.dialects.plans import (  # query_optimization hooks
+    UNVERIFIED_NO_WHAT_IF,
+    IndexSyntax,
+    RawPlan,
+    WhatIfPlan,
+)
 from sqlgate.errors import (
+    ConstraintViolation,
+    DatabaseBusy,
     DatabaseError,
     DatabaseUnavailable,
     InvalidArgument,
     PolicyViolation,
     QueryTimeout,
     SqlgateError,
+    TransactionConflict,
 )
 from sqlgate.logging import mask_secrets
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
 
 ISOLATION_LEVELS = ("read_committed", "repeatable_read", "serializable", "read_uncommitted")
 
@@ -40,33 +65,94 @@ class RawResult:
     more: bool  # the database had more rows than were fetched
 
 
-def bind(statement: exp.Expr, dialect: str, params: dict[str, Any], marker: Any) -> str:
+@dataclass
+class Counts:
+    """What one bulk INSERT did."""
+
+    inserted: int = 0
+    updated: int = 0
+    skipped: int = 0
+
+    def add(self, other: Counts) -> None:
+        self.inserted += other.inserted
+        self.updated += other.updated
+        self.skipped += other.skipped
+
+
+class BulkTable(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def schema(self) -> str | None: ...
+
+
+class BulkPlan(Protocol):
+    """What a dialect's bulk-insert strategy reads from ``db.bulk.InsertPlan``."""
+
+    @property
+    def table(self) -> BulkTable: ...
+
+    @property
+    def columns(self) -> tuple[str, ...]: ...
+
+    @property
+    def on_conflict(self) -> str: ...
+
+    @property
+    def conflict_columns(self) -> tuple[str, ...]: ...
+
+    @property
+    def upsert(self) -> bool: ...
+
+    def row_template(self, marker: Callable[[int], str]) -> tuple[str, str]:
+        """(prefix, suffix) around the checked statement's one VALUES tuple."""
+        ...
+
+    def insert_only(self) -> BulkPlan:
+        """The same INSERT with ``on_conflict=ignore`` (checked by safety.check too)."""
+        ...
+
+
+# --------------------------------------------------------------- parameter binding
+
+# Rendered SQL templates per (statement, sqlglot dialect), keyed by the statement's id.
+# The entry holds the statement itself, so the id cannot be reused while it is cached;
+# the verdict LRU in safety keeps the hot statements alive anyway. The db layer never
+# writes into the verdict's tree.
+_TEMPLATES: OrderedDict[tuple[int, str], tuple[exp.Expr, list[str]]] = OrderedDict()
+TEMPLATE_CACHE_SIZE = 4096
+
+
+def bind(statement: exp.Expr, dialect: str, params: dict[str, Any], marker: Callable[[str], str]) -> str:
     """Render ``statement`` with each named placeholder replaced by ``marker(name)``.
 
     The SQL text is generated once per (statement, dialect) as a template whose
     placeholders are NUL-delimited names (NUL never survives ``safety.check``), then
     filled in per call: no tree copy or SQL generation on the hot path.
     """
-    parts = _template(statement, dialect)
+    parts = template(statement, dialect)
+    if len(parts) == 1:
+        return parts[0]
     missing = sorted({parts[i] for i in range(1, len(parts), 2) if parts[i] not in params})
     if missing:
         raise InvalidArgument(
             f"missing parameter(s): {', '.join(missing)}",
             "pass a value for every :name placeholder in `parameters`",
         )
-    if len(parts) == 1:
-        return parts[0]
     out = []
     for i, part in enumerate(parts):
         out.append(marker(part) if i % 2 else part)
     return "".join(out)
 
 
-def _template(statement: exp.Expr, dialect: str) -> list[str]:
-    key = f"sqlgate_template_{dialect}"
-    cached = statement.meta.get(key)
-    if cached is not None:
-        return cached  # type: ignore[no-any-return]
+def template(statement: exp.Expr, dialect: str) -> list[str]:
+    """The statement's SQL split on its placeholders: text, name, text, name, ..., text."""
+    key = (id(statement), dialect)
+    cached = _TEMPLATES.get(key)
+    if cached is not None and cached[0] is statement:
+        _TEMPLATES.move_to_end(key)
+        return cached[1]
 
     def replace(node: exp.Expr) -> exp.Expr:
         if isinstance(node, exp.Placeholder):
@@ -75,11 +161,16 @@ def _template(statement: exp.Expr, dialect: str) -> list[str]:
 
     rendered = statement.transform(replace, copy=True)
     parts = rendered.sql(dialect=dialect, comments=False, normalize_functions=False).split("\x00")
-    statement.meta[key] = parts
+    _TEMPLATES[key] = (statement, parts)
+    if len(_TEMPLATES) > TEMPLATE_CACHE_SIZE:
+        _TEMPLATES.popitem(last=False)
     return parts
 
 
-def _db_error(exc: BaseException, sqlstate: str | None = None) -> DatabaseError:
+# ------------------------------------------------------------------ shared errors
+
+
+def db_error(exc: BaseException | str, sqlstate: str | None = None) -> DatabaseError:
     message = mask_secrets(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
     detail = f" (SQLSTATE {sqlstate})" if sqlstate else ""
     return DatabaseError(
@@ -88,11 +179,49 @@ def _db_error(exc: BaseException, sqlstate: str | None = None) -> DatabaseError:
     )
 
 
-def _db_write_refused(message: str) -> PolicyViolation:
+def db_write_refused(message: str) -> PolicyViolation:
     return PolicyViolation(
         f"the database refused a write in a read-only transaction: {message}",
         "this database is read-only through sqlgate; only queries are allowed",
         code="WRITE_NOT_ALLOWED",
+    )
+
+
+# Old private names, kept for code written against them.
+_db_error = db_error
+_db_write_refused = db_write_refused
+
+
+def unavailable(message: str) -> DatabaseUnavailable:
+    """Connection lost, server shutting down, backend terminated: retry the call."""
+    return DatabaseUnavailable(
+        mask_secrets(message.strip().splitlines()[0] if message.strip() else message),
+        "retry the call (the connection was lost, not the SQL's fault); if it keeps failing, run health_check",
+    )
+
+
+def busy(message: str) -> DatabaseBusy:
+    """A lock wait timed out / the database is locked by another writer."""
+    return DatabaseBusy(
+        f"the database could not get a lock in time: {mask_secrets(message)}",
+        "another transaction holds the lock; retry the call shortly (keep transactions short)",
+    )
+
+
+def conflict(message: str) -> TransactionConflict:
+    """Deadlock or serialization failure: the database rolled the transaction back."""
+    return TransactionConflict(
+        f"the transaction conflicted with another one and was rolled back: {mask_secrets(message)}",
+        "retry the whole transaction (every operation, from the start); nothing was committed",
+    )
+
+
+def constraint_violation(message: str, code: str | None = None) -> ConstraintViolation:
+    detail = f" ({code})" if code else ""
+    return ConstraintViolation(
+        f"the data violates a constraint: {mask_secrets(message)}{detail}",
+        "change the values (duplicate key, missing referenced row, NULL in a NOT NULL column, "
+        "failed CHECK); retrying the same values fails again",
     )
 
 
@@ -104,50 +233,228 @@ def timeout_error(timeout_ms: int) -> QueryTimeout:
     )
 
 
-class Driver:
-    """Base: the behaviour shared by the three drivers."""
+def on_conflict_clause(
+    on_conflict: str, conflict_columns: Sequence[str], update_columns: Sequence[str]
+) -> exp.OnConflict | None:
+    """Standard ``ON CONFLICT (keys) DO NOTHING | DO UPDATE SET col = excluded.col``."""
+    if on_conflict == "error":
+        return None
+    keys = [quoted(c) for c in conflict_columns]
+    if on_conflict == "update" and update_columns:
+        sets = [
+            exp.EQ(this=exp.column(quoted(c)), expression=exp.column(quoted(c), table=quoted("excluded")))
+            for c in update_columns
+        ]
+        return exp.OnConflict(conflict_keys=keys, action=exp.var("DO UPDATE"), expressions=sets)
+    return exp.OnConflict(conflict_keys=keys, action=exp.var("DO NOTHING"))
 
-    name: ClassVar[str]
-    sqlglot_dialect: ClassVar[str]
+
+def quoted(name: str) -> exp.Identifier:
+    return exp.to_identifier(name, quoted=True)
+
+
+# ------------------------------------------------------------------ the protocol
+
+
+class Dialect(ABC):
+    """One database family. Instances are per configured database (caches live here)."""
+
+    # --- identity and connecting
+    name: ClassVar[str]  # canonical: what every output says (postgresql, mysql, sqlite)
+    sqlglot_dialect: ClassVar[str]  # the parser's name: an internal detail of parsing/rendering
+    # URL schemes are the safety profile's (safety/profiles/<name>.py: pure, read by settings).
+    async_driver: ClassVar[str]  # the SQLAlchemy async drivername every scheme maps to
+    pool_pre_ping: ClassVar[bool] = True  # a connection to a network server can die in the pool
     # A lone read may run without an explicit transaction: the session defaults set
-    # at connect make it read-only and time-limited. (On MySQL the statement opens an
-    # implicit transaction, read-only by the session default; the pool's
-    # reset-on-return rollback ends it.)
+    # at connect make it read-only and time-limited.
     autocommit_reads: ClassVar[bool] = True
-
-    async def prepare_read(self, conn: Any, timeout_ms: int) -> None:
-        """Before a lone read outside an explicit transaction: make the session current."""
+    # --- transactions
+    isolation_levels: ClassVar[tuple[str, ...]] = ISOLATION_LEVELS
+    bulk_isolation: ClassVar[str | None] = None  # bulk_insert's transactions
+    # --- catalog
+    facts_sql: ClassVar[str]  # one row: (version text, default schema)
+    row_estimate_sql: ClassVar[str | None] = None  # bound :schema, :name; one number or NULL
+    row_count_source: ClassVar[str] = "exact count(*)"
 
     def engine_kwargs(self, read_only: bool, timeout_ms: int) -> dict[str, Any]:
+        """Connect arguments (session defaults sent at connect), for every engine of this database."""
         return {}
+
+    def pool_kwargs(
+        self, url: URL, *, pool_size: int, max_overflow: int, pool_timeout_s: float, pool_recycle_s: float
+    ) -> dict[str, Any]:
+        """The pool: pre-ping, recycling and sizing."""
+        return {
+            "pool_pre_ping": self.pool_pre_ping,
+            "pool_recycle": pool_recycle_s,
+            "pool_size": pool_size,
+            "max_overflow": max_overflow,
+            "pool_timeout": pool_timeout_s,
+        }
+
+    def private_memory(self, url: URL) -> bool:
+        """True when every connection would see its own database (in-memory SQLite):
+        probes must then use the pool's engine, not a fresh one."""
+        return False
+
+    def local_file(self, url: URL) -> Path | None:
+        """The file holding the database, for embedded databases."""
+        return None
 
     def on_connect(self, dbapi_connection: Any, read_only: bool, timeout_ms: int) -> None:
         """Session defaults for a new connection (SQLAlchemy "connect" event)."""
+        return None
 
+    # --- statements
+
+    async def prepare_read(self, conn: Any, timeout_ms: int) -> None:
+        """Before a lone read outside an explicit transaction: make the session current."""
+        return None
+
+    def choose_isolation(self, level: str | None, read_only: bool) -> str | None:
+        """The isolation level a transaction_manager batch runs at; refuses unsupported ones."""
+        if level is not None and level not in self.isolation_levels:
+            raise InvalidArgument(
+                f"unknown isolation level {level!r}", f"use one of: {', '.join(self.isolation_levels)}"
+            )
+        if level is None and read_only:
+            return "repeatable_read"  # a batch of reads is one consistent snapshot
+        return level
+
+    @abstractmethod
     async def begin(
         self, conn: Any, *, read_only: bool, isolation: str | None, timeout_ms: int, default_timeout_ms: int
     ) -> Any:
-        raise NotImplementedError
+        """Start a transaction; returns the state commit/rollback need."""
 
-    async def commit(self, conn: Any, state: Any) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    async def commit(self, conn: Any, state: Any) -> None: ...
 
-    async def rollback(self, conn: Any, state: Any) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    async def rollback(self, conn: Any, state: Any) -> None: ...
 
+    def arm_deadline(self, conn: Any, timeout_ms: int) -> None:
+        """Restart a client-enforced statement deadline for more statements in an open
+        transaction (interactive transactions); servers with their own timeout need nothing."""
+        return None
+
+    @abstractmethod
     async def execute(
         self, conn: Any, statement: exp.Expr, params: dict[str, Any], max_fetch: int, timeout_ms: int
     ) -> RawResult:
-        raise NotImplementedError
+        """Run one checked statement with bound ``params``; fetch at most ``max_fetch`` rows (+1 to flag more)."""
+
+    # --- errors and cancellation (the execution boundary, db/boundary.py)
 
     def map_error(self, exc: BaseException, timeout_ms: int) -> SqlgateError:
+        """The sqlgate error for a driver exception (subclasses classify theirs first)."""
         if isinstance(exc, SqlgateError):
             return exc
         if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
             return timeout_error(timeout_ms)
-        if isinstance(exc, (ConnectionError, OSError)):
-            return DatabaseUnavailable(
-                f"lost the connection to the database: {mask_secrets(str(exc))}",
-                "retry the call; if it keeps failing, run health_check",
-            )
-        return _db_error(exc)
+        if isinstance(exc, (ConnectionError, OSError, EOFError)):
+            return unavailable(f"lost the connection to the database: {exc or type(exc).__name__}")
+        return db_error(exc)
+
+    def answered(self, exc: BaseException | None) -> bool:
+        """True when ``exc`` is an error the server reported on a live connection: the
+        connection is in a known state (a transaction in it is rolled back by its owner).
+        Anything else (client timeouts, lost connections, cancellation) is not."""
+        return False
+
+    async def cancel(self, conn: Any, engine: Any) -> None:  # noqa: B027 - optional hook
+        """Stop whatever ``conn`` is running, in the database (from outside the
+        connection: a cancel request, ``KILL QUERY`` on a second connection, an interrupt)."""
+
+    async def ping(self, conn: Any) -> None:  # noqa: B027 - optional hook
+        """One round trip proving a pooled connection is alive (raises if it is not)."""
+
+    def abort(self, conn: Any) -> None:  # noqa: B027 - optional hook
+        """Close ``conn``'s socket at once, without a goodbye round trip."""
+
+    # --- catalog
+
+    def server_version(self, reported: str) -> str:
+        """The version text shown in health and logs."""
+        return reported
+
+    def extra_unique_constraints(self, sync_conn: Any, schema: str | None, name: str) -> list[tuple[str, ...]]:
+        """Unique constraints the SQLAlchemy inspector does not report."""
+        return []
+
+    # --- health
+
+    @abstractmethod
+    async def round_trip(self, conn: Any, name: str, steps: list[str], read_only: bool) -> bool:
+        """Create/insert/select/update/delete on TEMP table ``name`` in a transaction that is
+        rolled back, appending each step done to ``steps``; True if anything persisted."""
+
+    # --- bulk insert
+
+    def add_conflict_clause(
+        self, statement: exp.Insert, on_conflict: str, conflict_columns: Sequence[str], update_columns: Sequence[str]
+    ) -> None:
+        """Give bulk_insert's single-row INSERT its ``on_conflict`` behaviour."""
+        clause = on_conflict_clause(on_conflict, conflict_columns, update_columns)
+        if clause is not None:
+            statement.set("conflict", clause)
+
+    @abstractmethod
+    async def insert_rows(self, plan: BulkPlan, conn: Any, rows: list[tuple[Any, ...]], timeout_s: float) -> Counts:
+        """Insert ``rows`` (tuples in ``plan.columns`` order) the fastest way this driver offers."""
+
+    async def stream_insert(
+        self,
+        plan: BulkPlan,
+        conn: Any,
+        batches: list[list[tuple[Any, ...]]],
+        on_batch: Callable[[int, int], Awaitable[None]],
+        timeout_ms: int,
+    ) -> Counts | None:
+        """Every batch of an atomic call in one statement, if the driver can; else None."""
+        return None
+
+    def failed_record(self, exc: BaseException) -> int | None:
+        """The index of the row a failed ``stream_insert`` stopped at, when the error says."""
+        return None
+
+    # --- plans and index advice (query_optimization) -------------------------------
+    # Owned by the advisor. A dialect that does not override ``explain`` cannot be
+    # advised on: the advisor reports an error, never another database's EXPLAIN.
+    # ``what_if_own_connection``: hypothetical indexes are tried on a separate connection
+    # after the advisor's transaction ended (SQLite: a real index rolled back), not on it.
+    what_if_own_connection: ClassVar[bool] = False
+
+    async def explain(
+        self, conn: Any, statement: exp.Expr, params: dict[str, Any], *, analyze: bool, timeout_ms: int,
+        server_version: str,
+    ) -> RawPlan:
+        """The plan of ``statement`` (executed too when ``analyze``), on the advisor's transaction."""
+        raise DatabaseError(
+            f"query_optimization does not know how to EXPLAIN on {self.name}",
+            "use execute_query; plans are available on PostgreSQL, MySQL/MariaDB/TiDB and SQLite",
+        )
+
+    async def table_rows(self, conn: Any, schema: str | None, name: str) -> float | None:
+        """An approximate row count from the catalog, without failing the caller's transaction."""
+        return None
+
+    def index_syntax(self, server_version: str) -> IndexSyntax:
+        return IndexSyntax()
+
+    async def what_if_unavailable(self, conn: Any, location: str | None) -> str | None:
+        """Why hypothetical indexes cannot be planned here (None: ``plan_with_indexes`` works)."""
+        return UNVERIFIED_NO_WHAT_IF
+
+    async def plan_with_indexes(
+        self, conn: Any, location: str | None, statement: exp.Expr, params: dict[str, Any],
+        indexes: list[tuple[str, str]], timeout_ms: int, *, sizes: bool = False,
+    ) -> WhatIfPlan:
+        """Plan ``statement`` as if the ``(name, CREATE INDEX ...)`` indexes existed; nothing is kept."""
+        raise DatabaseError(f"{self.name} cannot plan hypothetical indexes", UNVERIFIED_NO_WHAT_IF)
+
+    async def check_index(self, conn: Any, location: str | None, create_statement: str) -> str | None:
+        """Why the server would refuse ``create_statement`` (None: it accepts it)."""
+        return None
+
+    # --- end of plans and index advice

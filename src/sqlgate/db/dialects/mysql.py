@@ -5,17 +5,42 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+import re
+from collections.abc import Sequence
 from typing import Any
 
 from sqlglot import exp
 
-from sqlgate.db.dialects.base import Driver, RawResult, _db_error, _db_write_refused, bind, timeout_error
-from sqlgate.errors import DatabaseUnavailable, SqlgateError
+from sqlgate.db.dialects.base import (
+    BulkPlan,
+    Counts,
+    Dialect,
+    RawResult,
+    bind,
+    busy,
+    conflict,
+    constraint_violation,
+    db_error,
+    db_write_refused,
+    quoted,
+    timeout_error,
+    unavailable,
+)
+from sqlgate.db.dialects.plans import IndexSyntax, RawPlan, statement_limit  # query_optimization hooks
+from sqlgate.errors import DatabaseError, SqlgateError
 
 
-class MySQLDriver(Driver):
+class MySQLDialect(Dialect):
     name = "mysql"
     sqlglot_dialect = "mysql"
+    async_driver = "mysql+aiomysql"
+    facts_sql = "SELECT VERSION(), DATABASE()"
+    # sqlgate's own fixed catalog statement, with bound values: it bypasses safety.check.
+    row_estimate_sql = (
+        "SELECT table_rows FROM information_schema.tables "
+        "WHERE table_schema = COALESCE(:schema, DATABASE()) AND table_name = :name"
+    )
+    row_count_source = "information_schema.tables.table_rows estimate"
 
     _ISOLATION = {
         "read_committed": "READ COMMITTED",
@@ -81,20 +106,228 @@ class MySQLDriver(Driver):
         finally:
             await cur.close()
 
+    # --- errors and cancellation (the execution boundary, db/boundary.py)
+
     def map_error(self, exc: BaseException, timeout_ms: int) -> SqlgateError:
         import pymysql
 
+        if isinstance(exc, pymysql.err.InterfaceError):  # (0, ''): the socket is gone
+            return unavailable(f"the database connection failed: {exc}")
         if isinstance(exc, pymysql.err.MySQLError) and exc.args:
             code = exc.args[0]
             text = str(exc.args[1]) if len(exc.args) > 1 else str(exc)
             if code in (1969, 3024, 1317):  # statement timeout (MariaDB, MySQL), interrupted
                 return timeout_error(timeout_ms)
             if code in (1792, 1290):  # read-only transaction / --read-only server
-                return _db_write_refused(text)
-            if code in (2003, 2006, 2013, 2055):
-                return DatabaseUnavailable(f"lost the connection to the database: {text}", "retry the call")
-            return _db_error(text, str(code))
+                return db_write_refused(text)
+            if code in _MYSQL_UNAVAILABLE or (isinstance(code, int) and 2000 <= code < 3000):
+                return unavailable(f"the database connection ended: {text} (error {code})")
+            if code in (1205, 3572):  # lock wait timeout, NOWAIT
+                return busy(f"{text} (error {code})")
+            if code in (1213, 1020, 3101):  # deadlock, record changed (MariaDB), rollback-only
+                return conflict(f"{text} (error {code})")
+            if code in _MYSQL_CONSTRAINT:
+                return constraint_violation(text, f"error {code}")
+            return db_error(text, str(code))
         return super().map_error(exc, timeout_ms)
+
+    def answered(self, exc: BaseException | None) -> bool:
+        import pymysql
+
+        if not isinstance(exc, pymysql.err.MySQLError) or isinstance(exc, pymysql.err.InterfaceError):
+            return False
+        code = exc.args[0] if exc.args else None
+        return isinstance(code, int) and 1000 <= code < 2000 and code not in _MYSQL_UNAVAILABLE
+
+    async def cancel(self, conn: Any, engine: Any) -> None:
+        # A MySQL statement ends only from the server side: KILL QUERY on a second
+        # connection (the pool may be exhausted or dead, so a fresh one, not pooled).
+        import aiomysql
+
+        thread_id = int(conn.server_thread_id[0])
+        args, kwargs = engine.sync_engine.dialect.create_connect_args(engine.url)
+        killer = await aiomysql.connect(*args, **{**kwargs, "connect_timeout": 2})
+        try:
+            async with killer.cursor() as cur:
+                await cur.execute(f"KILL QUERY {thread_id}")
+        finally:
+            killer.close()
+
+    async def ping(self, conn: Any) -> None:
+        await conn.ping(reconnect=False)  # COM_PING: one round trip
+
+    def abort(self, conn: Any) -> None:
+        conn.close()  # aiomysql: closes the transport, no COM_QUIT round trip
+
+    async def round_trip(self, conn: Any, name: str, steps: list[str], read_only: bool) -> bool:
+        async with conn.cursor() as cur:
+            # START TRANSACTION READ WRITE overrides the read-only session default.
+            await cur.execute("START TRANSACTION READ WRITE")
+            # No implicit commit for TEMPORARY tables; the rows below are rolled back.
+            await cur.execute(f"CREATE TEMPORARY TABLE {name} (id INT PRIMARY KEY, note VARCHAR(20)) ENGINE=InnoDB")
+            steps.append("create")
+            await cur.execute(f"INSERT INTO {name} (id, note) VALUES (1, 'a'), (2, 'b')")
+            steps.append("insert")
+            await cur.execute(f"SELECT COUNT(*) FROM {name}")
+            if (await cur.fetchone())[0] != 2:
+                raise RuntimeError("select did not see the inserted rows")
+            steps.append("select")
+            if await cur.execute(f"UPDATE {name} SET note = 'c' WHERE id = 1") != 1:
+                raise RuntimeError("update did not change one row")
+            steps.append("update")
+            if await cur.execute(f"DELETE FROM {name} WHERE id = 2") != 1:
+                raise RuntimeError("delete did not remove one row")
+            steps.append("delete")
+            await conn.rollback()
+            steps.append("rollback")
+            # A MySQL temporary table lives until the session ends (the connection is
+            # discarded next); what must not persist are the rows.
+            await cur.execute(f"SELECT COUNT(*) FROM {name}")
+            leftover = (await cur.fetchone())[0]
+            await conn.rollback()
+            await cur.execute("START TRANSACTION READ WRITE")
+            await cur.execute(f"DROP TEMPORARY TABLE {name}")  # not transactional, no implicit commit
+            await conn.rollback()
+        return bool(leftover)
+
+    # ------------------------------------------------------------- bulk insert
+    # Multi-row VALUES with the driver's own escaping (what pymysql's executemany does),
+    # INSERT IGNORE / ON DUPLICATE KEY UPDATE; counts from the server's
+    # "Records: N  Duplicates: D" info and the affected-rows count.
+
+    def add_conflict_clause(
+        self, statement: exp.Insert, on_conflict: str, conflict_columns: Sequence[str], update_columns: Sequence[str]
+    ) -> None:
+        upsert = on_conflict == "update" and bool(update_columns)
+        if on_conflict == "ignore" or (on_conflict == "update" and not upsert):
+            statement.set("ignore", True)
+        elif upsert:
+            # VALUES(col) is the row that was refused: MariaDB and MySQL both accept it.
+            sets = [
+                exp.EQ(this=exp.column(quoted(c)), expression=exp.Anonymous(this="VALUES", expressions=[quoted(c)]))
+                for c in update_columns
+            ]
+            statement.set("conflict", exp.OnConflict(duplicate=True, expressions=sets, action=exp.var("UPDATE")))
+
+    async def insert_rows(self, plan: BulkPlan, conn: Any, rows: list[tuple[Any, ...]], timeout_s: float) -> Counts:
+        from pymysql.constants import CLIENT
+
+        prefix, suffix = plan.row_template(lambda i: "%s")
+        found_rows = bool(getattr(conn, "client_flag", 0) & CLIENT.FOUND_ROWS)
+        counts = Counts()
+        cur = await conn.cursor()
+        try:
+            batch: list[str] = []
+            size = len(prefix) + len(suffix)
+            for index, row in enumerate(rows):
+                text = "(" + ",".join(mysql_literal(conn, v) for v in row) + ")"
+                batch.append(text)
+                size += len(text) + 1
+                if size >= _MYSQL_MAX_STATEMENT or index == len(rows) - 1:
+                    await asyncio.wait_for(cur.execute(prefix + ",".join(batch) + suffix), timeout=timeout_s)
+                    done = _mysql_counts(plan, len(batch), cur, found_rows)
+                    if not plan.upsert and plan.on_conflict != "error":
+                        await _mysql_check_ignore(cur, done.skipped)
+                    counts.add(done)
+                    batch, size = [], len(prefix) + len(suffix)
+        finally:
+            await cur.close()
+        return counts
+
+    # --- plans and index advice (query_optimization) -------------------------------
+    # EXPLAIN FORMAT=JSON (MariaDB: ANALYZE FORMAT=JSON for actuals; MySQL 8: EXPLAIN
+    # ANALYZE's tree text), TiDB's EXPLAIN rows. No hypothetical indexes exist here and
+    # sqlgate never changes a schema, so index advice stays unverified.
+
+    async def explain(
+        self, conn: Any, statement: exp.Expr, params: dict[str, Any], *, analyze: bool, timeout_ms: int,
+        server_version: str,
+    ) -> RawPlan:
+        sql = bind(statement, "mysql", params, lambda name: mysql_literal(conn, params[name]))
+        version = server_version.lower()
+        if "tidb" in version:
+            rows = await _mysql_rows(conn, ("EXPLAIN ANALYZE " if analyze else "EXPLAIN ") + sql, timeout_ms)
+            return RawPlan("tidb-rows", rows, analyze)
+        if "mariadb" in version:
+            if analyze:
+                rows = await _mysql_rows(conn, "ANALYZE FORMAT=JSON " + sql, timeout_ms)
+                return RawPlan("mariadb-json", json.loads(rows[0][0]), True, limit=statement_limit(statement))
+            rows = await _mysql_rows(conn, "EXPLAIN FORMAT=JSON " + sql, timeout_ms)
+            return RawPlan("mariadb-json", json.loads(rows[0][0]), False)
+        rows = await _mysql_rows(conn, "EXPLAIN FORMAT=JSON " + sql, timeout_ms)
+        plan = RawPlan("mysql-json", json.loads(rows[0][0]), analyze)
+        if analyze:
+            tree = await _mysql_rows(conn, "EXPLAIN ANALYZE " + sql, timeout_ms)
+            plan.analyze_text = str(tree[0][0]) if tree else ""
+        return plan
+
+    async def table_rows(self, conn: Any, schema: str | None, name: str) -> float | None:
+        try:
+            async with conn.cursor() as cur:
+                await cur.execute(
+                    "SELECT TABLE_ROWS FROM information_schema.TABLES "
+                    "WHERE TABLE_SCHEMA = COALESCE(%s, DATABASE()) AND TABLE_NAME = %s",
+                    (schema, name),
+                )
+                row = await cur.fetchone()
+        except Exception:  # noqa: BLE001 - no estimate for this table
+            return None
+        return float(row[0]) if row and row[0] is not None else None
+
+    def index_syntax(self, server_version: str) -> IndexSyntax:
+        # Functional key parts ((expr)) arrived in MySQL 8.0.13; MariaDB and TiDB index
+        # generated columns instead. TEXT/BLOB need a prefix (191 characters fit utf8mb4).
+        version = server_version.lower()
+        numbers = [int(n) for n in re.findall(r"\d+", version.split("-")[0])[:3]]
+        functional = "mariadb" not in version and "tidb" not in version and tuple(numbers) >= (8, 0, 13)
+        return IndexSyntax(expressions=functional, expression_parens=True, prefix_like="plain", text_prefix=191)
+
+    # --- end of plans and index advice
+
+
+async def _mysql_rows(conn: Any, sql: str, timeout_ms: int) -> list[tuple[Any, ...]]:
+    async with conn.cursor() as cur:
+        await asyncio.wait_for(cur.execute(sql), timeout=timeout_ms / 1000 + 2)
+        return list(await cur.fetchall())
+
+
+_MYSQL_MAX_STATEMENT = 1_000_000  # bytes per statement, below the default max_allowed_packet
+_MYSQL_INFO = re.compile(rb"Records:\s*(\d+)\s+Duplicates:\s*(\d+)")
+
+
+async def _mysql_check_ignore(cur: Any, skipped: int) -> None:
+    """INSERT IGNORE also turns errors into warnings (a NULL into NOT NULL, a value too
+    long, a bad date...) and stores something else. sqlgate ignores duplicate keys only:
+    each skipped row leaves one warning; any more and the statement changed data."""
+    warnings = getattr(getattr(cur, "_result", None), "warning_count", 0) or 0
+    if warnings <= skipped:
+        return
+    await cur.execute("SHOW WARNINGS")
+    found = await cur.fetchall()
+    other = [str(w[2]) for w in found if len(w) > 2 and w[1] != 1062]
+    raise DatabaseError(
+        "the database would have stored changed values under INSERT IGNORE: "
+        + ("; ".join(other[:3]) or f"{warnings - skipped} warning(s) besides duplicate keys"),
+        "fix the records (lengths, NOT NULL columns, value types); nothing of this call was kept",
+    )
+
+
+def _mysql_counts(plan: BulkPlan, sent: int, cur: Any, found_rows: bool) -> Counts:
+    affected = max(cur.rowcount or 0, 0)
+    if plan.on_conflict == "error":
+        return Counts(inserted=affected)
+    if not plan.upsert:  # INSERT IGNORE: one affected row per inserted row
+        return Counts(inserted=affected, skipped=sent - affected)
+    message = getattr(getattr(cur, "_result", None), "message", b"") or b""
+    info = _MYSQL_INFO.search(message)
+    if info:
+        duplicates = int(info.group(2))
+        return Counts(inserted=sent - duplicates, updated=duplicates)
+    # One row: no info message. 2 = updated, 1 = inserted (or, with the FOUND_ROWS flag
+    # SQLAlchemy sets, found with equal values: reported as inserted; see README).
+    if affected == 2 or (affected == 0 and not found_rows):
+        return Counts(updated=sent)
+    return Counts(inserted=sent)
 
 
 def _mysql_timeout_sql(mariadb: bool, timeout_ms: int) -> str:
@@ -113,3 +346,8 @@ def mysql_literal(conn: Any, value: Any) -> str:
     return str(conn.escape(value))
 
 
+# Killed connection (MariaDB 1927, MySQL 3169), server shutdown, too many connections,
+# aborted connection, client disconnected for inactivity; 2xxx are client-side losses.
+_MYSQL_UNAVAILABLE = frozenset({1927, 3169, 1053, 1040, 1152, 1184, 4031})
+# Duplicate key, foreign key (both ways), NOT NULL, no default, CHECK (MySQL, MariaDB).
+_MYSQL_CONSTRAINT = frozenset({1062, 1586, 1169, 1451, 1452, 1216, 1217, 1048, 1364, 3819, 4025, 1557})

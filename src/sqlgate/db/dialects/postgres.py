@@ -2,22 +2,54 @@
 
 from __future__ import annotations
 
+import asyncio
+import csv
 import datetime as dt
 import decimal
+import io
+import itertools
 import json
+import re
 import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 from sqlglot import exp
 
-from sqlgate.db.dialects.base import Driver, RawResult, _db_error, _db_write_refused, bind, timeout_error
-from sqlgate.errors import DatabaseUnavailable, InvalidArgument, SqlgateError
+from sqlgate.db.dialects.base import (
+    BulkPlan,
+    Counts,
+    Dialect,
+    RawResult,
+    bind,
+    busy,
+    conflict,
+    constraint_violation,
+    db_error,
+    db_write_refused,
+    timeout_error,
+    unavailable,
+)
+from sqlgate.db.dialects.plans import IndexSyntax, RawPlan, WhatIfPlan  # query_optimization hooks
+from sqlgate.errors import InvalidArgument, SqlgateError
 from sqlgate.logging import mask_secrets
 
 
-class PostgresDriver(Driver):
+class PostgresDialect(Dialect):
     name = "postgresql"
     sqlglot_dialect = "postgres"
+    async_driver = "postgresql+asyncpg"
+    facts_sql = "SELECT version(), current_schema()"
+    # sqlgate's own fixed catalog statement, with bound values: it bypasses safety.check.
+    row_estimate_sql = (
+        "SELECT c.reltuples::bigint FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE c.relname = :name AND n.nspname = COALESCE(CAST(:schema AS text), current_schema())"
+    )
+    row_count_source = "pg_class.reltuples estimate"
+
+    def __init__(self) -> None:
+        # Parameter types of bulk_insert's statements, by (schema, table, columns).
+        self._bulk_types: dict[tuple[Any, ...], list[str]] = {}
 
     def engine_kwargs(self, read_only: bool, timeout_ms: int) -> dict[str, Any]:
         # Session defaults, set in the startup packet: no round trip per call. A
@@ -63,20 +95,284 @@ class PostgresDriver(Driver):
         affected = _pg_rowcount(prepared.get_statusmsg())
         return RawResult(columns, [tuple(r) for r in rows[:max_fetch]], affected, more)
 
+    # --- errors and cancellation (the execution boundary, db/boundary.py)
+
     def map_error(self, exc: BaseException, timeout_ms: int) -> SqlgateError:
         import asyncpg
 
-        if isinstance(exc, asyncpg.QueryCanceledError):
-            return timeout_error(timeout_ms)
-        if isinstance(exc, asyncpg.ReadOnlySQLTransactionError):
-            return _db_write_refused(str(exc))
         if isinstance(exc, asyncpg.PostgresError):
-            return _db_error(exc, getattr(exc, "sqlstate", None))
-        if isinstance(exc, asyncpg.InterfaceError | asyncpg.exceptions.ConnectionDoesNotExistError):
-            return DatabaseUnavailable(
-                f"the connection failed: {mask_secrets(str(exc))}", "retry the call"
+            state = str(getattr(exc, "sqlstate", "") or "")
+            text = str(exc)
+            if state == "57014":  # query_canceled: the statement timeout (or our cancel)
+                return timeout_error(timeout_ms)
+            if state == "25006":  # read_only_sql_transaction
+                return db_write_refused(text)
+            if state.startswith("08") or state in _PG_UNAVAILABLE:
+                return unavailable(f"the database connection ended: {text} (SQLSTATE {state})")
+            if state in ("55P03",):  # lock_not_available (lock_timeout, NOWAIT)
+                return busy(f"{text} (SQLSTATE {state})")
+            if state in ("40001", "40P01"):  # serialization_failure, deadlock_detected
+                return conflict(f"{text} (SQLSTATE {state})")
+            if state.startswith("23"):  # integrity_constraint_violation
+                return constraint_violation(text, f"SQLSTATE {state}")
+            return db_error(exc, state or None)
+        if isinstance(exc, asyncpg.exceptions.DataError):  # a client-side encoding refusal
+            return InvalidArgument(
+                f"a parameter value does not fit its column: {mask_secrets(str(exc))}",
+                "pass values of the column's type (dates and times as ISO 8601 strings)",
             )
+        if isinstance(exc, asyncpg.InterfaceError | asyncpg.exceptions.ConnectionDoesNotExistError):
+            # "connection is closed", "another operation is in progress" after a
+            # terminated backend or a cancelled call: the connection, not the SQL.
+            return unavailable(f"the database connection failed: {exc}")
         return super().map_error(exc, timeout_ms)
+
+    def answered(self, exc: BaseException | None) -> bool:
+        import asyncpg
+
+        if not isinstance(exc, asyncpg.PostgresError):
+            return False
+        state = str(getattr(exc, "sqlstate", "") or "")
+        return not (state.startswith("08") or state in _PG_UNAVAILABLE)
+
+    async def cancel(self, conn: Any, engine: Any) -> None:
+        # The protocol's CancelRequest on a new socket, like asyncpg's own on a cancelled
+        # await; asyncpg's is a background task that dies when the connection is
+        # terminated, so the boundary sends its own and waits for it.
+        from asyncpg import connect_utils
+
+        protocol = conn._protocol
+        if protocol is None or not protocol.backend_pid:
+            return
+        await connect_utils._cancel(
+            loop=asyncio.get_running_loop(), addr=conn._addr, params=conn._params,
+            backend_pid=protocol.backend_pid, backend_secret=protocol.backend_secret,
+        )
+
+    async def ping(self, conn: Any) -> None:
+        await conn.execute("SELECT 1")  # simple query protocol: one round trip
+
+    def abort(self, conn: Any) -> None:
+        conn.terminate()
+
+    def server_version(self, reported: str) -> str:
+        # "PostgreSQL 15.4 (Debian 15.4-1) on x86_64-pc-linux-gnu, compiled by ..." -> before " on "
+        return reported.split(" on ")[0].split(",")[0]
+
+    async def round_trip(self, conn: Any, name: str, steps: list[str], read_only: bool) -> bool:
+        transaction = conn.transaction()
+        await transaction.start()
+        # Sessions of a read_only database default to read-only transactions.
+        await conn.execute("SET TRANSACTION READ WRITE")
+        await conn.execute(f"CREATE TEMP TABLE {name} (id integer PRIMARY KEY, note varchar(20))")
+        steps.append("create")
+        await conn.execute(f"INSERT INTO {name} (id, note) VALUES (1, 'a'), (2, 'b')")
+        steps.append("insert")
+        if await conn.fetchval(f"SELECT count(*) FROM {name}") != 2:
+            raise RuntimeError("select did not see the inserted rows")
+        steps.append("select")
+        if await conn.execute(f"UPDATE {name} SET note = 'c' WHERE id = 1") != "UPDATE 1":
+            raise RuntimeError("update did not change one row")
+        steps.append("update")
+        if await conn.execute(f"DELETE FROM {name} WHERE id = 2") != "DELETE 1":
+            raise RuntimeError("delete did not remove one row")
+        steps.append("delete")
+        await transaction.rollback()
+        steps.append("rollback")
+        return bool(await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f"pg_temp.{name}"))
+
+    # ------------------------------------------------------------- bulk insert
+    # COPY (asyncpg ``copy_to_table`` / ``copy_records_to_table``) for on_conflict=error, in
+    # the surrounding transaction, so still all-or-nothing; multi-row ``VALUES ... ON CONFLICT
+    # ... RETURNING (xmax = 0)`` otherwise, which also tells inserted from updated rows.
+
+    def add_conflict_clause(
+        self, statement: exp.Insert, on_conflict: str, conflict_columns: Sequence[str], update_columns: Sequence[str]
+    ) -> None:
+        super().add_conflict_clause(statement, on_conflict, conflict_columns, update_columns)
+        if on_conflict != "error":
+            # xmax is 0 for a row this statement inserted, the updater's id for one it updated.
+            flag = exp.alias_(exp.EQ(this=exp.column("xmax"), expression=exp.Literal.number(0)), "inserted")
+            statement.set("returning", exp.Returning(expressions=[flag]))
+
+    async def _types(self, plan: BulkPlan, conn: Any) -> list[str]:
+        key = (plan.table.schema, plan.table.name, plan.columns)
+        types = self._bulk_types.get(key)
+        if types is None:
+            prefix, suffix = plan.row_template(lambda i: f"${i + 1}")
+            row = "(" + ", ".join(f"${i + 1}" for i in range(len(plan.columns))) + ")"
+            prepared = await conn.prepare(prefix + row + suffix)
+            types = self._bulk_types[key] = [t.name for t in prepared.get_parameters()]
+        return list(types)
+
+    async def insert_rows(self, plan: BulkPlan, conn: Any, rows: list[tuple[Any, ...]], timeout_s: float) -> Counts:
+        types = await self._types(plan, conn)
+        if plan.on_conflict == "error":
+            csv_data = _pg_csv(rows, types)
+            if csv_data is not None:
+                # Text COPY: PostgreSQL parses the JSON scalars itself, no per-value Python work.
+                status = await conn.copy_to_table(
+                    plan.table.name, source=_chunks(csv_data), columns=list(plan.columns),
+                    schema_name=plan.table.schema, format="csv", timeout=timeout_s,
+                )
+            else:
+                status = await conn.copy_records_to_table(
+                    plan.table.name, records=_pg_records(rows, types), columns=list(plan.columns),
+                    schema_name=plan.table.schema, timeout=timeout_s,
+                )
+            copied = status.rsplit(" ", 1)[-1]
+            return Counts(inserted=int(copied) if copied.isdigit() else len(rows))
+        records = _pg_records(rows, types)
+        prefix, suffix = plan.row_template(lambda i: f"${i + 1}")
+        n = len(plan.columns)
+        per_statement = max(1, _PG_MAX_PARAMS // n)
+        key_at = [plan.columns.index(c) for c in plan.conflict_columns]
+        counts = Counts()
+        for chunk in _pg_chunks(records, per_statement, key_at if plan.upsert else None):
+            marks = ", ".join(
+                "(" + ", ".join(f"${r * n + c + 1}" for c in range(n)) + ")" for r in range(len(chunk))
+            )
+            args = [value for record in chunk for value in record]
+            returned = await conn.fetch(prefix + marks + suffix, *args, timeout=timeout_s)
+            inserted = sum(1 for r in returned if r[0])
+            counts.add(Counts(inserted, len(returned) - inserted, len(chunk) - len(returned)))
+        return counts
+
+    async def stream_insert(
+        self,
+        plan: BulkPlan,
+        conn: Any,
+        batches: list[list[tuple[Any, ...]]],
+        on_batch: Callable[[int, int], Awaitable[None]],
+        timeout_ms: int,
+    ) -> Counts | None:
+        """on_conflict=error, one transaction: every batch in ONE text COPY.
+
+        The server parses batch k while sqlgate encodes batch k+1 (one statement instead of
+        a round trip per batch). None when some value needs converting in Python first.
+        """
+        if plan.on_conflict != "error":
+            return None
+        types = await self._types(plan, conn)
+        kinds = _csv_ok(itertools.chain.from_iterable(batches), types)
+        if kinds is None:
+            return None
+
+        async def source() -> AsyncIterator[bytes]:
+            for number, rows in enumerate(batches, start=1):
+                data = _pg_csv(rows, types, kinds)  # may hold NULLs the batch does not: harmless
+                if data is None:  # checked above; cannot happen
+                    raise SqlgateError("sqlgate could not encode a batch", "retry with atomic=false")
+                yield data
+                await on_batch(number, len(rows))
+
+        status = await conn.copy_to_table(
+            plan.table.name, source=source(), columns=list(plan.columns),
+            schema_name=plan.table.schema, format="csv", timeout=timeout_ms / 1000 + 2,
+        )
+        copied = status.rsplit(" ", 1)[-1]
+        return Counts(inserted=int(copied) if copied.isdigit() else sum(len(b) for b in batches))
+
+    def failed_record(self, exc: BaseException) -> int | None:
+        # PostgreSQL names the COPY input line (1-based) in the error's context.
+        found = _COPY_LINE.search(str(getattr(exc, "context", "") or ""))
+        return int(found.group(1)) - 1 if found else None
+
+    # --- plans and index advice (query_optimization) -------------------------------
+    # EXPLAIN (FORMAT JSON) on the advisor's (read-only, rolled back) transaction, and
+    # hypothetical indexes with the hypopg extension (planner memory of this connection
+    # only; sqlgate never runs CREATE EXTENSION, it uses hypopg where an administrator did).
+
+    async def explain(
+        self, conn: Any, statement: exp.Expr, params: dict[str, Any], *, analyze: bool, timeout_ms: int,
+        server_version: str,
+    ) -> RawPlan:
+        options = "ANALYZE, BUFFERS, FORMAT JSON" if analyze else "FORMAT JSON"
+        return RawPlan("postgres-json", await _pg_explain(conn, statement, params, options, timeout_ms), analyze)
+
+    async def table_rows(self, conn: Any, schema: str | None, name: str) -> float | None:
+        try:
+            async with conn.transaction():  # a savepoint: a failure leaves the caller's transaction usable
+                value = await conn.fetchval(
+                    "SELECT c.reltuples::float8 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                    "WHERE c.relname = $2 AND n.nspname = COALESCE($1::text, current_schema())", schema, name,
+                )
+                if value is not None and value < 0:  # never analysed: count (up to a bound) instead
+                    table = exp.table_(name, db=schema, quoted=True).sql("postgres")
+                    value = await conn.fetchval(
+                        f"SELECT count(*)::float8 FROM (SELECT 1 FROM {table} LIMIT 1000000) AS sample"  # noqa: S608
+                    )
+        except Exception:  # noqa: BLE001 - no estimate for this table
+            return None
+        return None if value is None else float(value)
+
+    def index_syntax(self, server_version: str) -> IndexSyntax:
+        # LIKE 'abc%' uses a plain B-tree only under the C collation; text_pattern_ops works under any.
+        return IndexSyntax(include=True, expressions=True, expression_parens=True, prefix_like="pattern_ops",
+                           costs=True)
+
+    async def what_if_unavailable(self, conn: Any, location: str | None) -> str | None:
+        if await conn.fetchval("SELECT 1 FROM pg_extension WHERE extname = 'hypopg'"):
+            return None
+        return ("unverified: the hypopg extension is not installed in this database (an administrator can "
+                "run CREATE EXTENSION hypopg; sqlgate never installs extensions)")
+
+    async def plan_with_indexes(
+        self, conn: Any, location: str | None, statement: exp.Expr, params: dict[str, Any],
+        indexes: list[tuple[str, str]], timeout_ms: int, *, sizes: bool = False,
+    ) -> WhatIfPlan:
+        backstop = timeout_ms / 1000 + 2
+        # Hypothetical indexes live in the connection's memory, not in the transaction:
+        # clear any an earlier, cancelled call left, and always clear ours.
+        await conn.execute("SELECT hypopg_reset()")
+        try:
+            async with conn.transaction():  # a savepoint: if anything fails, the reset below still runs
+                created = await conn.fetch(
+                    "SELECT h.indexrelid, h.indexname FROM unnest($1::text[]) WITH ORDINALITY AS s(ddl, n) "
+                    "CROSS JOIN LATERAL hypopg_create_index(s.ddl) AS h ORDER BY s.n",
+                    [ddl for _, ddl in indexes], timeout=backstop,
+                )
+                raw = await _pg_explain(conn, statement, params, "FORMAT JSON", timeout_ms)
+                found = [
+                    await conn.fetchval("SELECT hypopg_relation_size($1)", row["indexrelid"]) if sizes else None
+                    for row in created
+                ]
+        finally:
+            await conn.execute("SELECT hypopg_reset()")
+        used_names: dict[str, str] = {}
+        stack = [raw[0]["Plan"]]
+        while stack:
+            node = stack.pop()
+            if node.get("Index Name"):
+                used_names.setdefault(str(node["Index Name"]), f"{node.get('Node Type')} on {node.get('Relation Name', '?')}")
+            stack.extend(node.get("Plans", []))
+        names = [str(row["indexname"]) for row in created]
+        return WhatIfPlan(
+            cost=float(raw[0]["Plan"]["Total Cost"]),
+            used=[name in used_names for name in names],
+            sizes=[int(size) if size is not None else None for size in found],
+            detail=[used_names.get(name, "") for name in names],
+        )
+
+    async def check_index(self, conn: Any, location: str | None, create_statement: str) -> str | None:
+        try:
+            async with conn.transaction():
+                await conn.execute("SELECT hypopg_create_index($1)", create_statement)
+        except Exception as exc:  # noqa: BLE001 - the reason is the answer
+            return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        finally:
+            await conn.execute("SELECT hypopg_reset()")
+        return None
+
+    # --- end of plans and index advice
+
+
+async def _pg_explain(conn: Any, statement: exp.Expr, params: dict[str, Any], options: str, timeout_ms: int) -> Any:
+    """sqlgate's fixed ``EXPLAIN (options)`` before the checked statement, values bound by asyncpg."""
+    backstop = timeout_ms / 1000 + 2
+    prepared, args = await pg_prepare(conn, statement, params, backstop, prefix=f"EXPLAIN ({options}) ")
+    raw = await prepared.fetchval(*args, timeout=backstop)
+    return json.loads(raw) if isinstance(raw, str) else raw
 
 
 async def pg_prepare(
@@ -175,3 +471,121 @@ def _is_bounded(statement: exp.Expr, max_fetch: int) -> bool:
     return isinstance(value, exp.Literal) and value.is_int and int(value.this) <= max_fetch + 1
 
 
+# ------------------------------------------------------------- bulk insert helpers
+
+_PG_MAX_PARAMS = 32_767
+_COPY_LINE = re.compile(r"\bline (\d+)")
+_PG_NATIVE: dict[str, frozenset[type]] = {
+    "int2": frozenset({int}), "int4": frozenset({int}), "int8": frozenset({int}),
+    "text": frozenset({str}), "varchar": frozenset({str}), "bpchar": frozenset({str}), "name": frozenset({str}),
+    "float4": frozenset({float}), "float8": frozenset({float}), "bool": frozenset({bool}),
+}
+# Whole-column conversions done in C when every value is a string (the common case:
+# JSON has no dates or decimals); a value that does not convert falls back to pg_param,
+# which names it in the error.
+_PG_FROM_STRINGS: dict[str, Callable[[str], Any]] = {
+    "date": dt.date.fromisoformat,
+    "timestamp": dt.datetime.fromisoformat,
+    "time": dt.time.fromisoformat,
+    "numeric": decimal.Decimal,
+    "uuid": uuid.UUID,
+}
+_NONE = type(None)
+
+
+def _pg_column(values: Sequence[Any], pg_type: str) -> Sequence[Any]:
+    """Coerce one column of JSON values to what asyncpg's binary codec wants for pg_type."""
+    found = set(map(type, values))
+    if found - {_NONE} <= _PG_NATIVE.get(pg_type, frozenset()):
+        return values
+    if found == {str} and pg_type in _PG_FROM_STRINGS:
+        try:
+            return list(map(_PG_FROM_STRINGS[pg_type], values))
+        except (ValueError, ArithmeticError):
+            pass
+    return [None if v is None else pg_param(v, pg_type) for v in values]
+
+
+def _pg_records(rows: list[tuple[Any, ...]], types: list[str]) -> list[tuple[Any, ...]]:
+    columns = [_pg_column(values, pg_type) for values, pg_type in zip(zip(*rows, strict=True), types, strict=True)]
+    return list(zip(*columns, strict=True))
+
+
+class _CsvNull(float):
+    """Written by the csv module as an unquoted empty field: NULL in PostgreSQL's CSV COPY
+    (QUOTE_NONNUMERIC quotes every string, so an empty string stays an empty string)."""
+
+    def __str__(self) -> str:
+        return ""
+
+    __repr__ = __str__
+
+
+_CSV_NULL = _CsvNull()
+_CSV_SAFE = frozenset({str, int, float, bool, _NONE})
+# Columns whose text input differs from how execute_query converts JSON (naive timestamps
+# with time zone are UTC there), or that JSON cannot express as text: the binary path.
+_CSV_UNSAFE_TYPES = ("bytea", "timestamptz")
+
+
+async def _chunks(data: bytes, size: int = 1 << 20) -> AsyncIterator[bytes]:
+    # An async source: asyncpg reads a file-like source through a thread, twice per COPY.
+    for start in range(0, len(data), size):
+        yield data[start:start + size]
+
+
+def _csv_ok(rows: Iterable[tuple[Any, ...]], types: list[str]) -> set[type] | None:
+    """The value types in ``rows`` when all of them can go to COPY as CSV text, else None."""
+    if any(t in _CSV_UNSAFE_TYPES or t.startswith("_") for t in types):
+        return None
+    kinds = set(map(type, itertools.chain.from_iterable(rows)))
+    if not kinds <= _CSV_SAFE:
+        return None
+    if float in kinds and any(t in ("int2", "int4", "int8") for t in types):
+        return None  # 12.0 for an integer: converted in Python, PostgreSQL's text input refuses it
+    return kinds
+
+
+def _pg_csv(rows: list[tuple[Any, ...]], types: list[str], kinds: set[type] | None = None) -> bytes | None:
+    """The rows as CSV for COPY, or None when a value needs converting in Python first."""
+    kinds = kinds or _csv_ok(rows, types)
+    if kinds is None:
+        return None
+    if _NONE in kinds:
+        columns = [
+            [_CSV_NULL if v is None else v for v in values] if None in values else values
+            for values in zip(*rows, strict=True)
+        ]
+        rows = list(zip(*columns, strict=True))
+    buffer = io.StringIO()
+    csv.writer(buffer, quoting=csv.QUOTE_NONNUMERIC, lineterminator="\n").writerows(rows)
+    return buffer.getvalue().encode()
+
+
+def _pg_chunks(
+    records: list[tuple[Any, ...]], size: int, key_at: list[int] | None
+) -> list[list[tuple[Any, ...]]]:
+    """Statements of at most ``size`` rows; with ``key_at``, a repeated conflict key starts
+    a new statement (ON CONFLICT DO UPDATE cannot touch one row twice in one statement)."""
+    chunks: list[list[tuple[Any, ...]]] = []
+    current: list[tuple[Any, ...]] = []
+    seen: set[Any] = set()
+    for record in records:
+        key = tuple(_hashable(record[i]) for i in key_at) if key_at else None
+        if current and (len(current) >= size or (key is not None and key in seen)):
+            chunks.append(current)
+            current, seen = [], set()
+        current.append(record)
+        if key is not None:
+            seen.add(key)
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+def _hashable(value: Any) -> Any:
+    return json.dumps(value, sort_keys=True, default=str) if isinstance(value, (dict, list)) else value
+
+
+# admin_shutdown, crash_shutdown, cannot_connect_now, too_many_connections
+_PG_UNAVAILABLE = frozenset({"57P01", "57P02", "57P03", "53300"})

@@ -2,19 +2,85 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from sqlglot import exp
 
-from sqlgate.db.dialects.base import Driver, RawResult, _db_error, _db_write_refused, bind, timeout_error
-from sqlgate.errors import SqlgateError
+from sqlgate.db.dialects.base import (
+    BulkPlan,
+    Counts,
+    Dialect,
+    RawResult,
+    bind,
+    busy,
+    constraint_violation,
+    db_error,
+    db_write_refused,
+    timeout_error,
+    unavailable,
+)
+from sqlgate.db.dialects.plans import IndexSyntax, RawPlan, WhatIfPlan  # query_optimization hooks
+from sqlgate.errors import InvalidArgument, SqlgateError
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
 
 
-class SQLiteDriver(Driver):
+class SQLiteDialect(Dialect):
     name = "sqlite"
     sqlglot_dialect = "sqlite"
+    async_driver = "sqlite+aiosqlite"
+    pool_pre_ping = False  # a SQLite file cannot drop the connection
+    # SQLite has one isolation level, serializable; read_uncommitted only matters for
+    # connections sharing a cache (PRAGMA read_uncommitted). Anything else would be a lie.
+    isolation_levels = ("serializable", "read_uncommitted")
+    # bulk_insert takes the write lock at BEGIN (IMMEDIATE), so concurrent writers wait for
+    # each other (busy timeout) instead of failing when a read lock cannot be upgraded.
+    bulk_isolation = "serializable"
+    facts_sql = "SELECT 'SQLite ' || sqlite_version(), 'main'"
+    # No maintained estimate (sqlite_stat1 exists only after ANALYZE and counts index
+    # entries): always count(*).
+    row_count_source = "exact count(*)"
+
+    def __init__(self) -> None:
+        # bulk_insert: the DO NOTHING form of an upsert statement, by the upsert's SQL.
+        self._insert_only: dict[str, str] = {}
+
+    def pool_kwargs(
+        self, url: URL, *, pool_size: int, max_overflow: int, pool_timeout_s: float, pool_recycle_s: float
+    ) -> dict[str, Any]:
+        kwargs = super().pool_kwargs(
+            url, pool_size=pool_size, max_overflow=max_overflow, pool_timeout_s=pool_timeout_s,
+            pool_recycle_s=pool_recycle_s,
+        )
+        if self.private_memory(url):
+            # SQLAlchemy gives in-memory SQLite one shared connection (a static pool): no sizing.
+            for key in ("pool_size", "max_overflow", "pool_timeout"):
+                del kwargs[key]
+        return kwargs
+
+    def private_memory(self, url: URL) -> bool:
+        return url.database in (None, "", ":memory:")
+
+    def local_file(self, url: URL) -> Path | None:
+        return None if self.private_memory(url) else Path(str(url.database))
+
+    def choose_isolation(self, level: str | None, read_only: bool) -> str | None:
+        if level is not None and level not in self.isolation_levels:
+            raise InvalidArgument(
+                f"SQLite does not support isolation level {level}",
+                "SQLite transactions are serializable: use serializable (or read_uncommitted), or omit it",
+            )
+        return level
+
+    def arm_deadline(self, conn: Any, timeout_ms: int) -> None:
+        # The statement deadline is armed at BEGIN; an interactive transaction lives longer
+        # than one statement, so each call gets a fresh one.
+        sqlite_deadline(conn).arm(timeout_ms)
 
     def on_connect(self, dbapi_connection: Any, read_only: bool, timeout_ms: int) -> None:
         raw = dbapi_connection.driver_connection._conn  # the sqlite3.Connection
@@ -63,9 +129,16 @@ class SQLiteDriver(Driver):
         if armed_here:
             deadline.arm(timeout_ms)
         raw = conn._conn  # the sqlite3.Connection, used only on aiosqlite's own thread
+        # A lock wait (busy timeout) is not seen by the progress handler: keep it inside
+        # the call's deadline so a held lock reports DB_BUSY, not a late TIMEOUT.
+        busy_ms = min(timeout_ms * 4 // 5, _BUSY_TIMEOUT_MS)
+        set_busy = busy_ms != getattr(conn, "_sqlgate_busy_ms", _BUSY_TIMEOUT_MS)
+        conn._sqlgate_busy_ms = busy_ms
 
         def run() -> RawResult:
             # Execute, fetch and close in one hop to the driver thread (not three).
+            if set_busy:
+                raw.execute(f"PRAGMA busy_timeout = {int(busy_ms)}")
             cur = raw.execute(sql, args)
             try:
                 if cur.description is None:
@@ -84,18 +157,218 @@ class SQLiteDriver(Driver):
             if armed_here:
                 deadline.disarm()
 
+    # --- errors and cancellation (the execution boundary, db/boundary.py)
+
     def map_error(self, exc: BaseException, timeout_ms: int) -> SqlgateError:
         import sqlite3
 
         if isinstance(exc, sqlite3.OperationalError):
             text = str(exc)
+            name = getattr(exc, "sqlite_errorname", "") or ""
             if "interrupted" in text:
                 return timeout_error(timeout_ms)
             if "readonly" in text or "read-only" in text or "query_only" in text:
-                return _db_write_refused(text)
+                return db_write_refused(text)
+            if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "is locked" in text:
+                return busy(text)
+            if name.startswith(("SQLITE_CANTOPEN", "SQLITE_IOERR", "SQLITE_NOTADB")):
+                return unavailable(f"the database file cannot be used: {text} ({name})")
+        if isinstance(exc, sqlite3.IntegrityError):
+            return constraint_violation(str(exc), getattr(exc, "sqlite_errorname", None))
+        if isinstance(exc, sqlite3.ProgrammingError) and "closed" in str(exc):
+            return unavailable(f"the database connection is closed: {exc}")
         if isinstance(exc, sqlite3.Error):
-            return _db_error(exc, getattr(exc, "sqlite_errorname", None))
+            return db_error(exc, getattr(exc, "sqlite_errorname", None))
         return super().map_error(exc, timeout_ms)
+
+    def answered(self, exc: BaseException | None) -> bool:
+        import sqlite3
+
+        return isinstance(exc, sqlite3.Error) and not isinstance(exc, sqlite3.ProgrammingError)
+
+    async def cancel(self, conn: Any, engine: Any) -> None:
+        # The progress handler stops the statement at its next check; interrupt() stops
+        # one that is running right now (it is thread-safe: the statement runs on
+        # aiosqlite's thread).
+        sqlite_deadline(conn).expire()
+        raw = getattr(conn, "_conn", None)
+        if raw is not None:
+            raw.interrupt()
+
+    def extra_unique_constraints(self, sync_conn: Any, schema: str | None, name: str) -> list[tuple[str, ...]]:
+        # Unnamed inline UNIQUE constraints live only as sqlite_autoindex_* indexes.
+        found: list[tuple[str, ...]] = []
+        quoted = name.replace('"', '""')
+        for row in sync_conn.exec_driver_sql(f'PRAGMA index_list("{quoted}")').fetchall():
+            if row[3] == "u":
+                index = str(row[1]).replace('"', '""')
+                found.append(tuple(r[2] for r in sync_conn.exec_driver_sql(f'PRAGMA index_info("{index}")')))
+        return found
+
+    async def round_trip(self, conn: Any, name: str, steps: list[str], read_only: bool) -> bool:
+        if read_only:
+            await conn.execute("PRAGMA query_only = OFF")
+        try:
+            await conn.execute("BEGIN")
+            await conn.execute(f"CREATE TEMP TABLE {name} (id INTEGER PRIMARY KEY, note TEXT)")
+            steps.append("create")
+            await conn.execute(f"INSERT INTO {name} (id, note) VALUES (1, 'a'), (2, 'b')")
+            steps.append("insert")
+            cur = await conn.execute(f"SELECT COUNT(*) FROM {name}")
+            if (await cur.fetchone())[0] != 2:
+                raise RuntimeError("select did not see the inserted rows")
+            steps.append("select")
+            cur = await conn.execute(f"UPDATE {name} SET note = 'c' WHERE id = 1")
+            if cur.rowcount != 1:
+                raise RuntimeError("update did not change one row")
+            steps.append("update")
+            cur = await conn.execute(f"DELETE FROM {name} WHERE id = 2")
+            if cur.rowcount != 1:
+                raise RuntimeError("delete did not remove one row")
+            steps.append("delete")
+            await conn.rollback()
+            steps.append("rollback")
+            cur = await conn.execute("SELECT COUNT(*) FROM sqlite_temp_master WHERE name = ?", (name,))
+            return bool((await cur.fetchone())[0])
+        finally:
+            if read_only:
+                await conn.execute("PRAGMA query_only = ON")
+
+    # ------------------------------------------------------------- bulk insert
+    # executemany with ON CONFLICT; counts from total_changes.
+
+    async def insert_rows(self, plan: BulkPlan, conn: Any, rows: list[tuple[Any, ...]], timeout_s: float) -> Counts:
+        prefix, suffix = plan.row_template(lambda i: "?")
+        sql = prefix + "(" + ", ".join("?" * len(plan.columns)) + ")" + suffix
+        nested = {dict, list} & set(map(type, itertools.chain.from_iterable(rows)))
+        args = [tuple(_sqlite_param(v) for v in row) for row in rows] if nested else rows
+        sqlite_deadline(conn).arm(int((timeout_s - 2) * 1000))  # per batch, not per transaction
+        before = conn.total_changes
+        if not plan.upsert:
+            await conn.executemany(sql, args)
+            inserted = conn.total_changes - before
+            return Counts(inserted=inserted, skipped=len(args) - inserted)
+        # An upsert counts one change whether it inserted or updated. First insert what is
+        # new (DO NOTHING); every record refused then is exactly one that updates, so
+        # apply the upsert to all records in order (rows just inserted get equal values).
+        insert_only = self._insert_only_sql(plan, sql)
+        await conn.executemany(insert_only, args)
+        inserted = conn.total_changes - before
+        if inserted < len(args):
+            await conn.executemany(sql, args)
+        return Counts(inserted=inserted, updated=len(args) - inserted)
+
+    def _insert_only_sql(self, plan: BulkPlan, upsert_sql: str) -> str:
+        if upsert_sql not in self._insert_only:
+            prefix, suffix = plan.insert_only().row_template(lambda i: "?")
+            self._insert_only[upsert_sql] = prefix + "(" + ", ".join("?" * len(plan.columns)) + ")" + suffix
+        return self._insert_only[upsert_sql]
+
+    # --- plans and index advice (query_optimization) -------------------------------
+    # EXPLAIN QUERY PLAN; SQLite has no EXPLAIN ANALYZE, so analyze runs the query and
+    # counts the rows. "What if" indexes are real ones, built on a separate short-lived
+    # read-write connection inside a transaction that is always rolled back (nothing is
+    # committed; writers wait for the lock meanwhile), after the advisor's read ended.
+    what_if_own_connection = True
+
+    async def explain(
+        self, conn: Any, statement: exp.Expr, params: dict[str, Any], *, analyze: bool, timeout_ms: int,
+        server_version: str,
+    ) -> RawPlan:
+        sql = bind(statement, "sqlite", params, lambda name: f":{name}")
+        args = {name: _sqlite_param(value) for name, value in params.items()}
+        cur = await conn.execute("EXPLAIN QUERY PLAN " + sql, args)
+        rows = list(await cur.fetchall())
+        await cur.close()
+        plan = RawPlan("sqlite-eqp", rows, analyze)
+        if analyze:
+            # The deadline of the transaction applies; rows are counted, not kept.
+            started = time.perf_counter()
+            cur = await conn.execute(sql, args)
+            count = 0
+            while batch := await cur.fetchmany(1000):
+                count += len(batch)
+            await cur.close()
+            plan.actual_rows = float(count)
+            plan.actual_time_ms = round((time.perf_counter() - started) * 1000, 3)
+        return plan
+
+    async def table_rows(self, conn: Any, schema: str | None, name: str) -> float | None:
+        table = exp.table_(name, db=schema, quoted=True).sql("sqlite")
+        try:
+            cur = await conn.execute(f"SELECT max(rowid) FROM {table}")  # noqa: S608 - a quoted reflected name
+            row = await cur.fetchone()
+            await cur.close()
+        except Exception:  # noqa: BLE001 - a view or a WITHOUT ROWID table: no estimate
+            return None
+        return float(row[0]) if row and row[0] is not None else None
+
+    def index_syntax(self, server_version: str) -> IndexSyntax:
+        # LIKE is case-insensitive in SQLite: only a NOCASE index serves LIKE 'abc%'.
+        return IndexSyntax(expressions=True, prefix_like="nocase")
+
+    async def what_if_unavailable(self, conn: Any, location: str | None) -> str | None:
+        if not location:
+            return "unverified: an in-memory database cannot be opened a second time"
+        return None
+
+    async def plan_with_indexes(
+        self, conn: Any, location: str | None, statement: exp.Expr, params: dict[str, Any],
+        indexes: list[tuple[str, str]], timeout_ms: int, *, sizes: bool = False,
+    ) -> WhatIfPlan:
+        import asyncio
+
+        sql = "EXPLAIN QUERY PLAN " + bind(statement, "sqlite", params, lambda name: f":{name}")
+        args = {name: _sqlite_param(value) for name, value in params.items()}
+        return await asyncio.to_thread(_sqlite_what_if, str(location), sql, args, indexes, timeout_ms)
+
+    async def check_index(self, conn: Any, location: str | None, create_statement: str) -> str | None:
+        import sqlite3
+
+        try:
+            con = sqlite3.connect(":memory:")
+            try:
+                con.execute(f"EXPLAIN {create_statement}")  # parses it (names are resolved when run)
+            finally:
+                con.close()
+        except sqlite3.Error as exc:
+            return str(exc)
+        return None
+
+    # --- end of plans and index advice
+
+
+def _sqlite_what_if(
+    path: str, sql: str, args: dict[str, Any], indexes: list[tuple[str, str]], timeout_ms: int
+) -> WhatIfPlan:
+    import sqlite3
+
+    deadline = time.monotonic() + timeout_ms / 1000
+    con = sqlite3.connect(f"file:{path}?mode=rw", uri=True, isolation_level=None, timeout=2)
+    built: list[bool] = []
+    try:
+        con.set_progress_handler(lambda: 1 if time.monotonic() > deadline else 0, 1000)
+        con.execute("BEGIN")
+        try:
+            for _, ddl in indexes:
+                try:
+                    con.execute(ddl)
+                    built.append(True)
+                except sqlite3.OperationalError as exc:
+                    if "interrupted" in str(exc):
+                        raise
+                    built.append(False)
+            details = [str(r[-1]) for r in con.execute(sql, args).fetchall()]
+        finally:
+            con.execute("ROLLBACK")
+    finally:
+        con.close()
+    used, detail = [], []
+    for (name, _), ok in zip(indexes, built, strict=True):
+        hits = [d for d in details if f"INDEX {name.lower()} " in d.lower() + " "]
+        used.append(ok and bool(hits))
+        detail.append("; ".join(hits))
+    return WhatIfPlan(cost=None, used=used, sizes=[None] * len(indexes), detail=detail)
 
 
 class _Deadline:
@@ -113,6 +386,9 @@ class _Deadline:
 
     def disarm(self) -> None:
         self.at = None
+
+    def expire(self) -> None:
+        self.at = float("-inf")  # the boundary cancelled the call
 
     def expired(self) -> int:
         return 1 if self.at is not None and time.monotonic() > self.at else 0
@@ -132,3 +408,4 @@ def _sqlite_param(value: Any) -> Any:
     return value
 
 
+_BUSY_TIMEOUT_MS = 5000  # sqlite3's default lock wait
