@@ -21,6 +21,7 @@ from pydantic_settings import (
 )
 
 from sqlgate.errors import ConfigError
+from sqlgate.safety import profiles
 from sqlgate.safety.policy import Mode, Policy
 
 Transport = Literal["stdio", "sse", "streamable-http"]
@@ -325,8 +326,13 @@ def load_settings(cli: dict[str, Any] | None = None, config_file: str | Path | N
             raise ConfigError(f"config file {path} does not exist", "pass an existing TOML file to --config")
         cls = type("Settings", (Settings,), {"model_config": {**Settings.model_config, "toml_file": path}})
     try:
-        return cls(**{k: v for k, v in (cli or {}).items() if v is not None})
+        settings = cls(**{k: v for k, v in (cli or {}).items() if v is not None})
     except ConfigError:
         raise
     except Exception as exc:  # pydantic ValidationError, TOML errors
         raise ConfigError(f"invalid configuration: {exc}", "see README, Configuration") from exc
+    # An unregistered dialect is refused now, not when the server opens it (pure: the URL scheme alone).
+    for url in [settings.database_url, settings.audit_database_url, *(c.url for c in settings.databases.values())]:
+        if url:
+            profiles.for_url(url)
+    return settings

@@ -82,7 +82,7 @@ async def test_routing_and_per_database_policy(three: dict[str, Any], data_dir: 
     error = unknown.structured_content["error"]
     assert error["code"] == "INVALID_ARGUMENT"
     assert all(name in error["hint"] for name in ("lite", "pg", "maria"))
-    assert {n: s["dialect"] for n, s in schemas.items()} == {"lite": "sqlite", "pg": "postgres", "maria": "mysql"}
+    assert {n: s["dialect"] for n, s in schemas.items()} == {"lite": "sqlite", "pg": "postgresql", "maria": "mysql"}
     assert {n: s["mode"] for n, s in schemas.items()}["pg"] == "read_write"
     rows = await three["backends"]["pg"].aexecute(f"SELECT src FROM {table} WHERE id = 2")
     assert rows[0][0] == "pg2"
