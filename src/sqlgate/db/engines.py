@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from sqlgate.db import dialects
 from sqlgate.db.dialects import Dialect, async_url
-from sqlgate.db.schema import SchemaCache
+from sqlgate.db.structure import SchemaCache
 from sqlgate.errors import DatabaseUnavailable, InvalidArgument, PoolExhausted
 from sqlgate.logging import get_logger, mask_secrets
 from sqlgate.safety.policy import Policy
