@@ -1,7 +1,8 @@
 """The typed error tree. Every failure an agent can see is a ``SqlgateError``.
 
 Each error has a stable ``code`` (tests assert on it), a ``message`` saying what went
-wrong and a ``hint`` saying how to fix the call. Errors leave sqlgate at one place, the
+wrong, a ``hint`` saying how to fix the call, and ``retryable``: whether the same call
+may succeed if simply made again (docs/error-codes.md has the table). Errors leave sqlgate at one place, the
 tool boundary in ``server.app``, as an MCP tool result with ``isError: true``.
 """
 
@@ -14,16 +15,21 @@ class SqlgateError(Exception):
     """Base of every error sqlgate reports to a caller."""
 
     code = "INTERNAL_ERROR"
+    retryable = False
 
-    def __init__(self, message: str, hint: str = "", *, code: str | None = None) -> None:
+    def __init__(
+        self, message: str, hint: str = "", *, code: str | None = None, retryable: bool | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
         if code is not None:
             self.code = code
+        if retryable is not None:
+            self.retryable = retryable
 
     def to_dict(self) -> dict[str, Any]:
-        return {"code": self.code, "message": self.message, "hint": self.hint}
+        return {"code": self.code, "message": self.message, "hint": self.hint, "retryable": self.retryable}
 
     def __str__(self) -> str:
         return f"{self.code}: {self.message}"
@@ -48,15 +54,43 @@ class DatabaseError(SqlgateError):
 
 
 class QueryTimeout(DatabaseError):
+    """The call ran past its deadline; the statement was cancelled in the database."""
+
     code = "TIMEOUT"
 
 
 class PoolExhausted(DatabaseError):
+    """Every pooled connection was busy for the whole wait."""
+
     code = "POOL_EXHAUSTED"
+    retryable = True
 
 
 class DatabaseUnavailable(DatabaseError):
+    """The connection failed or was lost (network, server shutting down, backend killed)."""
+
     code = "DB_UNAVAILABLE"
+    retryable = True
+
+
+class DatabaseBusy(DatabaseError):
+    """A lock could not be had in time (lock wait timeout, SQLite "database is locked")."""
+
+    code = "DB_BUSY"
+    retryable = True
+
+
+class TransactionConflict(DatabaseError):
+    """Deadlock or serialization failure: the database rolled the transaction back."""
+
+    code = "DB_CONFLICT"
+    retryable = True
+
+
+class ConstraintViolation(DatabaseError):
+    """The data broke a constraint (unique, foreign key, not null, check)."""
+
+    code = "CONSTRAINT_VIOLATION"
 
 
 class ConfigError(SqlgateError):
@@ -73,7 +107,7 @@ class OperationFailed(SqlgateError):
     """
 
     def __init__(self, cause: SqlgateError, message: str, details: dict[str, Any]) -> None:
-        super().__init__(message, cause.hint, code=cause.code)
+        super().__init__(message, cause.hint, code=cause.code, retryable=cause.retryable)
         self.details = details
 
     def to_dict(self) -> dict[str, Any]:

@@ -3,25 +3,29 @@
 ``GuardedTransaction`` checks a connection out of the database's pool, opens a
 transaction (read-only when the policy says so, with the statement timeout set inside
 the database), runs ``Verdict``s on it with a bounded fetch, and commits or rolls back.
+``execute`` is one call: a lone read on a pooled connection, else a transaction. Every
+step passes the execution boundary (``db.boundary``): one deadline per call, errors
+mapped at one place, cancelled work stopped in the database.
 Nothing here accepts raw SQL text: only verdicts that ``safety.check`` produced.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import exc as sa_exc
 
+from sqlgate.db import boundary
 from sqlgate.db.dialects import ISOLATION_LEVELS, RawResult
 from sqlgate.db.results import convert_rows
-from sqlgate.errors import DatabaseUnavailable, InvalidArgument, PoolExhausted, SqlgateError
+from sqlgate.errors import InvalidArgument, PoolExhausted, SqlgateError
 from sqlgate.safety.rules import READ_KINDS
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncConnection
-
     from sqlgate.db.engines import Database
     from sqlgate.safety.verdict import Verdict
 
@@ -54,7 +58,13 @@ def check_parameters(verdict: Verdict, params: dict[str, Any] | None) -> dict[st
 
 
 class GuardedTransaction:
-    """One transaction on one pooled connection. Use ``async with`` or call close()."""
+    """One transaction on one pooled connection. Use ``async with`` or call close().
+
+    Every step (begin, each statement, commit, rollback) runs through the execution
+    boundary (``db.boundary``) under the transaction's current deadline: ``start`` sets
+    one for the call that opens it; ``rearm`` gives each later call (an interactive
+    transaction's next tool call) its own.
+    """
 
     def __init__(
         self,
@@ -72,27 +82,40 @@ class GuardedTransaction:
         self.read_only = database.policy.read_only if read_only is None else read_only
         self.isolation = isolation
         self.timeout_ms = timeout_ms or database.policy.statement_timeout_ms
-        self._sa_conn: AsyncConnection | None = None
-        self._raw: Any = None
-        self._conn: Any = None
+        self.deadline: boundary.Deadline | None = None
+        self._lease: boundary.Lease | None = None
         self._state: Any = None
         self.active = False
 
+    def rearm(self) -> None:
+        """A fresh deadline (``timeout_ms`` from now) for the next call on this transaction."""
+        self.deadline = boundary.Deadline(self.timeout_ms)
+
     async def start(self) -> GuardedTransaction:
-        self._sa_conn, self._raw, self._conn = await self.database.checkout()
+        self.rearm()
+        assert self.deadline is not None
+        lease = self._lease = await boundary.checkout(self.database, self.deadline)
         try:
-            self._state = await self.database.driver.begin(
-                self._conn,
-                read_only=self.read_only,
-                isolation=self.isolation,
-                timeout_ms=self.timeout_ms,
-                default_timeout_ms=self.database.policy.statement_timeout_ms,
-            )
-        except BaseException as exc:
-            await self._discard()
-            raise self.database.driver.map_error(exc, self.timeout_ms) from exc
+            async with boundary.guarded(lease, self.deadline):
+                self._state = await self.database.driver.begin(
+                    lease.conn,
+                    read_only=self.read_only,
+                    isolation=self.isolation,
+                    timeout_ms=self.timeout_ms,
+                    default_timeout_ms=self.database.policy.statement_timeout_ms,
+                )
+        except BaseException:
+            await lease.discard(cancel=False)  # no-op when the boundary already discarded it
+            raise
         self.active = True
         return self
+
+    def step(self) -> AbstractAsyncContextManager[None]:
+        """The boundary for sqlgate's own driver calls on ``connection`` (bulk COPY,
+        EXPLAIN capture): this call's deadline, error mapping, cancel in the database."""
+        if not self.active or self._lease is None or self.deadline is None:
+            raise InvalidArgument("the transaction is no longer active", "start a new one")
+        return boundary.guarded(self._lease, self.deadline)
 
     async def run(
         self,
@@ -106,10 +129,11 @@ class GuardedTransaction:
         if not self.active:
             raise InvalidArgument("the transaction is no longer active", "start a new one")
         try:
-            return await run_statements(
-                self.database, self._conn, verdict, params, fetch_mode, max_rows,
-                max_result_bytes, self.timeout_ms,
-            )
+            async with self.step():
+                return await run_statements(
+                    self.database, self.connection, verdict, params, fetch_mode, max_rows,
+                    max_result_bytes, self.timeout_ms,
+                )
         except BaseException:
             # The statement failed: the transaction is now unusable on PostgreSQL and
             # must not be half-committed anywhere. Roll back and give the connection up.
@@ -119,33 +143,50 @@ class GuardedTransaction:
     @property
     def connection(self) -> Any:
         """The driver connection of this transaction, for sqlgate's own fixed SQL around a
-        verdict (query_optimization's EXPLAIN wrapper); never for agent-supplied text."""
-        if not self.active:
+        verdict (query_optimization's EXPLAIN wrapper); never for agent-supplied text.
+        Wrap such calls in ``step()``."""
+        if not self.active or self._lease is None or not self._lease.alive:
             raise InvalidArgument("the transaction is no longer active", "start a new one")
-        return self._conn
+        return self._lease.conn
 
     async def commit(self) -> None:
         if not self.active:
             return
+        lease, deadline = self._lease, self.deadline
+        assert lease is not None and deadline is not None
         self.active = False
         try:
-            await self.database.driver.commit(self._conn, self._state)
-        except BaseException as exc:
-            await self._discard()
-            raise self.database.driver.map_error(exc, self.timeout_ms) from exc
-        await self._release()
+            async with boundary.guarded(lease, deadline):
+                await self.database.driver.commit(lease.conn, self._state)
+        except BaseException:
+            await lease.discard(cancel=False)  # whether it committed is unknown: never reuse
+            raise
+        await lease.release()
 
     async def rollback(self) -> None:
-        if not self.active:
-            await self._release()
+        """Roll back (bounded by the current deadline) and give the connection up; if
+        the deadline is spent or the rollback fails, discard the connection instead
+        (closing it rolls back in the database). Never raises an error."""
+        was_active, self.active = self.active, False
+        lease = self._lease
+        if lease is None or not lease.alive:
             return
-        self.active = False
+        if not was_active:
+            await lease.release()
+            return
+        remaining = self.deadline.remaining() if self.deadline is not None else 0.0
+        if remaining <= 0:
+            await lease.discard(cancel=True)
+            return
         try:
-            await self.database.driver.rollback(self._conn, self._state)
-        except BaseException:
-            await self._discard()
+            async with asyncio.timeout(remaining):
+                await self.database.driver.rollback(lease.conn, self._state)
+        except BaseException as exc:
+            await lease.discard(cancel=True)
+            if not isinstance(exc, Exception):
+                raise  # cancelled: the connection is gone, the cancellation goes on
             return
-        await self._release()
+        await lease.release()
 
     async def __aenter__(self) -> GuardedTransaction:
         return await self.start()
@@ -155,20 +196,6 @@ class GuardedTransaction:
             await self.commit()
         else:
             await self.rollback()
-
-    async def _release(self) -> None:
-        if self._sa_conn is not None:
-            conn, self._sa_conn = self._sa_conn, None
-            await conn.close()
-
-    async def _discard(self) -> None:
-        """Throw the connection away (its state is unknown) instead of pooling it."""
-        if self._sa_conn is not None:
-            conn, self._sa_conn = self._sa_conn, None
-            try:
-                await conn.invalidate()
-            finally:
-                await conn.close()
 
 
 async def run_statements(
@@ -266,18 +293,11 @@ async def execute(
     if plain_read:
         # The session defaults set at connect (read-only, statement timeout) already
         # hold; a lone read needs no explicit transaction (one round trip, not three).
-        sa_conn, raw_conn, conn = await database.checkout()
-        try:
-            await database.driver.prepare_read(conn, timeout_ms)
+        async with boundary.call(database, timeout_ms) as lease:
+            await database.driver.prepare_read(lease.conn, timeout_ms)
             return await run_statements(
-                database, conn, verdict, params, fetch_mode, max_rows, max_result_bytes, timeout_ms
+                database, lease.conn, verdict, params, fetch_mode, max_rows, max_result_bytes, timeout_ms
             )
-        except BaseException as exc:
-            if not isinstance(exc, SqlgateError) or isinstance(exc, DatabaseUnavailable):
-                await sa_conn.invalidate()  # state unknown (cancelled, connection lost)
-            raise
-        finally:
-            await sa_conn.close()
     async with GuardedTransaction(database, timeout_ms=timeout_ms) as tx:
         return await tx.run(
             verdict, params, fetch_mode=fetch_mode, max_rows=max_rows, max_result_bytes=max_result_bytes

@@ -96,6 +96,7 @@ class TransactionRegistry:
         if self._open.get(txid) is not entry or not entry.tx.active:
             entry.lock.release()
             raise self._not_open(txid)
+        entry.tx.rearm()  # this call's own deadline for its statements and the commit
         return entry
 
     def release(self, entry: OpenTransaction) -> None:
@@ -175,6 +176,7 @@ class TransactionRegistry:
         for entry in still_open:
             self._forget(entry.id, "was rolled back at server shutdown")
             try:
+                # Its deadline is spent: the connection is discarded (closing it rolls back).
                 await asyncio.wait_for(entry.tx.rollback(), timeout=5)
             except Exception as exc:  # noqa: BLE001 - best effort at shutdown
                 log.warning("rollback at shutdown failed", transaction_id=entry.id, error=str(exc))
