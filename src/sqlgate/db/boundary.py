@@ -62,15 +62,12 @@ class Deadline:
 class Lease:
     """A pooled connection held by one call or one transaction."""
 
-    __slots__ = ("alive", "conn", "database", "record_info", "sa_conn")
+    __slots__ = ("alive", "conn", "database", "sa_conn")
 
-    def __init__(
-        self, database: Database, sa_conn: AsyncConnection, conn: Any, record_info: dict[Any, Any]
-    ) -> None:
+    def __init__(self, database: Database, sa_conn: AsyncConnection, conn: Any) -> None:
         self.database = database
         self.sa_conn = sa_conn
         self.conn = conn  # the driver connection (asyncpg / aiomysql / aiosqlite)
-        self.record_info = record_info  # the pool record's info (survives check-in)
         self.alive = True
 
     async def release(self) -> None:
@@ -133,33 +130,11 @@ def _pool_full(database: Database) -> bool:
 
 async def checkout(database: Database, deadline: Deadline) -> Lease:
     """A live pooled connection, within the deadline: the pool wait, a connect and the
-    liveness check (one round trip, for a connection that sat in the pool) included.
-    A connection that fails the check is discarded and the next one tried."""
-    for _attempt in range(_CHECKOUT_ATTEMPTS):
-        lease = await _checkout(database, deadline)
-        if not database.ping_on_checkout or lease.record_info.pop("sqlgate_fresh", False):
-            return lease
-        try:
-            async with asyncio.timeout_at(deadline.at):
-                await database.driver.ping(lease.conn)
-        except BaseException as exc:
-            await lease.discard(cancel=False)
-            if not isinstance(exc, Exception):
-                raise
-            if isinstance(exc, TimeoutError):
-                raise _no_connection(database, deadline) from exc
-            continue  # it died in the pool: try the next one (or connect anew)
-        return lease
-    return await _checkout(database, deadline)
-
-
-_CHECKOUT_ATTEMPTS = 3
-
-
-async def _checkout(database: Database, deadline: Deadline) -> Lease:
+    liveness check (the dialect's one-round-trip ping, for a connection that sat in the
+    pool; a dead one is replaced) included."""
     try:
         async with asyncio.timeout_at(deadline.at):
-            sa_conn, raw, conn = await database.checkout()
+            sa_conn, _raw, conn = await database.checkout()
     except TimeoutError as exc:
         if _pool_full(database):
             raise PoolExhausted(
@@ -172,7 +147,7 @@ async def _checkout(database: Database, deadline: Deadline) -> Lease:
         raise
     except Exception as exc:  # a driver error while connecting
         raise database.unreachable(exc) from exc
-    return Lease(database, sa_conn, conn, raw.info)
+    return Lease(database, sa_conn, conn)
 
 
 def _no_connection(database: Database, deadline: Deadline) -> DatabaseUnavailable:

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.util import await_
 
 from sqlgate.db import dialects
 from sqlgate.db.dialects import Dialect, async_url
@@ -221,9 +222,9 @@ def create_database(config: ResolvedDatabase, settings: Settings) -> Database:
         ),
         **driver.engine_kwargs(policy.read_only, policy.statement_timeout_ms),
     }
-    # The liveness check runs in db/boundary.py under the call's deadline (one round
-    # trip, abortable), not as SQLAlchemy's pre-ping (three round trips on asyncpg, and a
-    # cancelled one waits for its ROLLBACK on a slow link).
+    # The liveness check is the dialect's one-round-trip ping (below), not SQLAlchemy's
+    # pre-ping: that is three round trips on asyncpg, and a cancelled one waits for its
+    # ROLLBACK, past the call's deadline on a slow link (db/boundary.py).
     ping_on_checkout = bool(kwargs.pop("pool_pre_ping", False))
     engine = create_async_engine(url, **kwargs)
     read_only, timeout_ms = policy.read_only, policy.statement_timeout_ms
@@ -232,6 +233,17 @@ def create_database(config: ResolvedDatabase, settings: Settings) -> Database:
     def _on_connect(dbapi_connection: Any, record: Any) -> None:
         driver.on_connect(dbapi_connection, read_only, timeout_ms)
         record.info["sqlgate_fresh"] = True  # just connected: no liveness check needed
+
+    if ping_on_checkout:
+
+        @event.listens_for(engine.sync_engine, "checkout")
+        def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+            if record.info.pop("sqlgate_fresh", False):
+                return  # connected just now
+            try:
+                await_(driver.ping(dbapi_connection.driver_connection))
+            except Exception as exc:  # it died in the pool: SQLAlchemy reconnects
+                raise sa_exc.DisconnectionError(str(exc)) from exc
 
     @event.listens_for(engine.sync_engine, "invalidate")
     def _on_invalidate(dbapi_connection: Any, _record: Any, _exc: Any) -> None:
