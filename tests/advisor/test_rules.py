@@ -56,8 +56,12 @@ def test_complexity_counts() -> None:
     assert measured.features["aggregations"] == 1
 
 
-def suggested(sql: str, dialect: str = "postgres") -> list[list[str]]:
-    return [s.columns for s in indexes.suggest(statement(sql, dialect))[0]]
+def suggested(sql: str, dialect: str = "postgres", primary_only: bool = True) -> list[list[str]]:
+    return [c.columns for c in indexes.candidates(statement(sql, dialect))[0] if c.primary or not primary_only]
+
+
+def creates(sql: str, dialect: str = "postgres", **params: object) -> list[str]:
+    return [c.create_statement for c in indexes.candidates(statement(sql, dialect), dict(params))[0]]
 
 
 def test_index_columns_equality_then_range_then_sort() -> None:
@@ -70,16 +74,75 @@ def test_index_columns_equality_then_range_then_sort() -> None:
 
 
 def test_existing_index_and_its_prefixes_are_not_suggested() -> None:
-    found, covered = indexes.suggest(statement("SELECT id FROM orders WHERE status = 'x' AND customer_id = 3"))
+    found, covered = indexes.candidates(statement("SELECT id FROM orders WHERE status = 'x' AND customer_id = 3"))
     assert found == [] and covered[0].existing_index == "ix_orders_customer_status"
-    found, covered = indexes.suggest(statement("SELECT id FROM orders WHERE customer_id = 3"))
+    found, covered = indexes.candidates(statement("SELECT id FROM orders WHERE customer_id = 3"))
     assert found == [] and covered[0].columns == ["customer_id"]
     # the index does not start with status: a new one is worth suggesting
     assert suggested("SELECT id FROM orders WHERE status = 'x'") == [["status"]]
 
 
+def test_join_keys_on_the_from_side_too() -> None:
+    sql = "SELECT o.id FROM orders o JOIN customers c ON c.id = o.customer_id WHERE c.name = 'x'"
+    found = indexes.candidates(statement(sql))[0]
+    # customers: the filter; orders (the FROM side): its foreign key, for a nested loop into it
+    assert [(c.info.name, c.columns) for c in found if c.primary] == [("customers", ["name"])]  # orders(customer_id) exists
+    assert ("customers", ["name", "id"]) in [(c.info.name, c.columns) for c in found if not c.primary]
+    sql = "SELECT o.id FROM orders o JOIN customers c ON c.ref = o.amount WHERE c.name = 'x'"
+    assert ("orders", ["amount"]) in [(c.info.name, c.columns) for c in indexes.candidates(statement(sql))[0]]
+
+
+def test_or_across_columns_gets_one_index_per_branch() -> None:
+    found = indexes.candidates(statement("SELECT id FROM orders WHERE status = 'a' OR amount > 5 LIMIT 3"))[0]
+    assert [c.columns for c in found] == [["status"], ["amount"]]
+    assert found[0].group == found[1].group is not None
+    # branches on different tables: no index serves the OR
+    assert indexes.candidates(statement(
+        "SELECT o.id FROM orders o JOIN customers c ON c.id = o.customer_id WHERE o.status = 'a' OR c.name = 'b'"
+    ))[0] == []
+
+
+def test_prefix_like_and_case_functions_get_their_own_shapes() -> None:
+    assert creates("SELECT id FROM orders WHERE status LIKE 'ab%'") == [
+        "CREATE INDEX ix_orders_status_pattern ON orders (status text_pattern_ops)"]
+    assert creates("SELECT id FROM orders WHERE status LIKE :p", "sqlite", p="ab%") == [
+        "CREATE INDEX ix_orders_status_nocase ON orders (status COLLATE NOCASE)"]
+    assert creates("SELECT id FROM orders WHERE status LIKE 'ab%'", "mysql") == [
+        "CREATE INDEX ix_orders_status ON orders (status)"]
+    assert creates("SELECT id FROM orders WHERE status LIKE '%ab'") == []
+    assert creates("SELECT o.id FROM orders o WHERE lower(o.status) = 'x'") == [
+        "CREATE INDEX ix_orders_lower_status ON orders ((lower(status)))"]
+    assert creates("SELECT id FROM orders WHERE UPPER(status) = 'X'", "sqlite") == [
+        "CREATE INDEX ix_orders_upper_status ON orders (upper(status))"]
+
+
+def test_include_columns_for_an_index_only_scan() -> None:
+    [found] = indexes.candidates(statement("SELECT id, amount FROM orders WHERE status = 'x'"))[0]
+    variant = indexes.with_include(found, "postgres", indexes.syntax_for("postgres"))
+    assert variant is not None and variant.include == ("id", "amount")
+    assert variant.create_statement.endswith("(status) INCLUDE (id, amount)")
+    assert indexes.with_include(found, "mysql", indexes.syntax_for("mysql")) is None
+
+
+def test_function_hint_is_valid_sql_and_said_once() -> None:
+    found = findings.find(statement("SELECT o.id FROM orders o WHERE lower(o.status) = 'x'"), None, {})
+    [finding] = [f for f in found if f.code == "function_on_filtered_column"]
+    assert "o.status" not in finding.hint and "((lower(status)))" in finding.hint
+
+
+def test_full_scan_hint_names_index_suggestions_only_when_there_are_some() -> None:
+    plan = PlanSummary(database="postgresql", estimated_rows=40,
+                       scans=[Scan(table="orders", access="full_scan", detail="Seq Scan", estimated_rows=40)])
+    prepared = statement("SELECT id FROM orders WHERE amount = 3")
+    [finding] = findings.find(prepared, plan, {})
+    assert "index_suggestions" not in finding.hint
+    prepared.suggested_tables = {"orders"}
+    [finding] = findings.find(prepared, plan, {})
+    assert "index_suggestions" in finding.hint
+
+
 def test_small_tables_get_no_suggestion() -> None:
-    assert indexes.suggest(statement("SELECT id FROM orders WHERE status = 'x'", rows=200))[0] == []
+    assert indexes.candidates(statement("SELECT id FROM orders WHERE status = 'x'", rows=200))[0] == []
 
 
 def test_create_statement_quoting_and_mysql_text_prefix() -> None:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from sqlgate.advisor import summarize
-from sqlgate.advisor.capture import is_mariadb, is_tidb
+from sqlgate.db.dialects.plans import RawPlan
+from sqlgate.errors import DatabaseError
 
 PG_PLAN = [{
     "Plan": {
@@ -108,8 +111,6 @@ def test_sqlite_summary() -> None:
 
 
 def test_tidb_summary_from_a_fake_server() -> None:
-    version = "8.0.11-TiDB-v7.5.1"
-    assert is_tidb(version) and not is_mariadb(version)
     rows = [
         ("TopN_8", "10.00", "root", "", "test.o.amount:desc, offset:0, count:10"),
         ("└─HashJoin_12", "9990.00", "root", "", "inner join, equal:[eq(test.c.id, test.o.customer_id)]"),
@@ -149,3 +150,12 @@ def test_tidb_explain_analyze_rows() -> None:
     summary = summarize.summarize_tidb(rows, analyzed=True)
     assert summary.actual_rows == 7 and summary.estimated_rows == 10
     assert [(s.table, s.access) for s in summary.scans] == [("o", "full_scan")]
+
+
+def test_plans_are_read_by_their_format_and_an_unknown_format_is_an_error() -> None:
+    summary = summarize.read(RawPlan("postgres-json", PG_PLAN, True))
+    assert summary.database == "postgresql" and summary.total_cost == 2100.5
+    sqlite = summarize.read(RawPlan("sqlite-eqp", [(2, 0, 0, "SCAN o")], True, actual_rows=3.0, actual_time_ms=1.5))
+    assert (sqlite.actual_rows, sqlite.actual_time_ms) == (3.0, 1.5)
+    with pytest.raises(DatabaseError):
+        summarize.read(RawPlan("oracle-xplan", [], False))

@@ -6,6 +6,6 @@ counts features, ``findings`` holds the anti-pattern rules, ``indexes`` suggests
 ``proof`` checks them with the planner, ``notes`` adds MySQL/TiDB specifics.
 """
 
-from sqlgate.advisor.advice import Advice, advise, statement_to_plan
+from sqlgate.advisor.advice import Advice, WorkloadAdvice, advise, advise_workload, statement_to_plan
 
-__all__ = ["Advice", "advise", "statement_to_plan"]
+__all__ = ["Advice", "WorkloadAdvice", "advise", "advise_workload", "statement_to_plan"]

@@ -1,7 +1,11 @@
-"""The advisor's one entry point: plan, complexity, findings, index advice for a verdict."""
+"""The advisor's entry points: one query (plan, complexity, findings, index advice) and a
+workload (the smallest index set that serves several queries, with per-query costs)."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
@@ -9,7 +13,7 @@ from sqlglot import exp
 
 from sqlgate.advisor import capture, complexity, findings, indexes, notes, proof
 from sqlgate.advisor.models import Complexity, CoveredIndex, Finding, IndexSuggestion, PlanSummary
-from sqlgate.advisor.scope import prepare
+from sqlgate.advisor.scope import Statement, prepare
 from sqlgate.db.guard import GuardedTransaction
 from sqlgate.db.schema import TableInfo, table_info
 from sqlgate.errors import InvalidArgument, PolicyViolation
@@ -21,11 +25,23 @@ if TYPE_CHECKING:
     from sqlgate.safety.verdict import Verdict
 
 
+class IndexSet(BaseModel):
+    """The suggested indexes taken together."""
+
+    verified: bool | None = None
+    cost_before: float | None = None
+    cost_after: float | None = Field(default=None, description="estimated cost with every suggestion built")
+    improvement: float | None = Field(default=None, description="share of the cost saved (0.9 = 90 % cheaper)")
+    estimated_size_bytes: int | None = None
+    minimum_marginal_gain: float = proof.MIN_GAIN
+
+
 class Advice(BaseModel):
     plan: PlanSummary
     complexity: Complexity
     findings: list[Finding] = Field(default_factory=list)
     index_suggestions: list[IndexSuggestion] = Field(default_factory=list)
+    index_set: IndexSet | None = Field(default=None, description="the suggestions as a set: combined cost and size")
     already_indexed: list[CoveredIndex] = Field(
         default_factory=list, description="what the query needs that an existing index already provides"
     )
@@ -54,68 +70,242 @@ def statement_to_plan(verdict: Verdict, query: str, analyze: bool) -> exp.Expr:
     return statement
 
 
-async def _structures(database: Database, verdict: Verdict) -> dict[str, TableInfo]:
+async def _structures(database: Database, verdicts: list[Verdict]) -> dict[str, TableInfo]:
     infos: dict[str, TableInfo] = {}
-    for table in verdict.tables:
-        try:
-            infos[table.lower()] = await table_info(database, table)
-        except PolicyViolation:
-            continue  # a view or a table that vanished: advice without its structure
+    for verdict in verdicts:
+        for table in verdict.tables:
+            if table.lower() in infos:
+                continue
+            try:
+                infos[table.lower()] = await table_info(database, table)
+            except PolicyViolation:
+                continue  # a view or a table that vanished: advice without its structure
     return infos
+
+
+def _location(database: Database) -> str | None:
+    found = database.driver.local_file(database.engine.url)
+    return str(found) if found is not None else None
+
+
+@asynccontextmanager
+async def _transaction(database: Database, writes: bool) -> AsyncIterator[tuple[GuardedTransaction, Any]]:
+    """A transaction that is always rolled back; read-only unless a write's plain EXPLAIN
+    needs it (MySQL refuses EXPLAIN DELETE in a read-only one) and the policy allows it."""
+    tx = GuardedTransaction(database, read_only=not writes or database.policy.read_only,
+                            timeout_ms=database.policy.statement_timeout_ms)
+    await tx.start()
+    try:
+        async with tx.step():
+            yield tx, tx.connection
+    finally:
+        await tx.rollback()  # EXPLAIN ANALYZE ran the statement: nothing it did is kept
+
+
+@dataclass
+class _Planned:
+    verdict: Verdict
+    statement: exp.Expr
+    params: dict[str, Any]
+    plan: PlanSummary
+    analysed: Statement
+    candidates: list[indexes.Candidate]
+    covered: list[CoveredIndex]
+
+
+async def _select(database: Database, conn: Any, queries: list[proof.Query],
+                  candidates: list[indexes.Candidate]) -> proof.Selection:
+    dialect = database.driver
+    location = _location(database)
+    syntax = dialect.index_syntax(database.server_version)
+    reason = await dialect.what_if_unavailable(conn, location)
+    if reason is not None:
+        return proof.unverified(candidates, reason, len(queries))
+    trial = proof.Trial(dialect, conn, location, queries, candidates, database.policy.statement_timeout_ms)
+    return await proof.select(trial, syntax, database.dialect)
+
+
+async def _plan_all(database: Database, conn: Any, items: list[tuple[Verdict, exp.Expr, dict[str, Any]]],
+                    infos: dict[str, TableInfo], analyze: bool, suggest: bool) -> list[_Planned]:
+    dialect = database.driver
+    syntax = dialect.index_syntax(database.server_version)
+    estimates = await capture.row_estimates(dialect, conn, list(infos.values()))
+    planned = []
+    for verdict, statement, params in items:
+        plan = await capture.capture(dialect, conn, database.server_version, statement, params, analyze,
+                                     database.policy.statement_timeout_ms)
+        analysed = prepare(statement, verdict.dialect, infos)
+        analysed.row_estimates = estimates
+        found, covered = indexes.candidates(analysed, params, syntax) if suggest else ([], [])
+        planned.append(_Planned(verdict, statement, params, plan, analysed, found, covered))
+    return planned
+
+
+async def _choose(database: Database, writes: bool, planned: list[_Planned],
+                  candidates: list[indexes.Candidate], conn: Any) -> proof.Selection | None:
+    """The selection, on ``conn`` when the dialect plans hypothetical indexes on the advisor's
+    transaction, else (SQLite) after it on the dialect's own connection (``conn`` is None)."""
+    if not candidates:
+        return None
+    queries = [proof.Query(p.statement, p.params, p.plan.total_cost) for p in planned]
+    own = database.driver.what_if_own_connection
+    if conn is not None and not own:
+        return await _select(database, conn, queries, candidates)
+    if conn is None and own:
+        return await _select(database, None, queries, candidates)
+    return None
 
 
 async def advise(
     database: Database, verdict: Verdict, statement: exp.Expr, params: dict[str, Any], *, analyze: bool,
     suggest_indexes: bool,
 ) -> Advice:
-    infos = await _structures(database, verdict)
-    timeout_ms = database.policy.statement_timeout_ms
-    driver = database.driver.name
-    dialect_notes: list[str] = []
-    # Read-only even on a read_write database; only a write's plain EXPLAIN needs a writable
-    # transaction (MySQL refuses EXPLAIN DELETE in a read-only one). Always rolled back.
-    tx = GuardedTransaction(database, read_only=not verdict.writes or database.policy.read_only,
-                            timeout_ms=timeout_ms)
-    await tx.start()
-    try:
-        conn = tx.connection
-        if driver == "postgresql":
-            async with conn.transaction():
-                estimates = await capture.row_estimates(conn, driver, list(infos.values()))
-        else:
-            estimates = await capture.row_estimates(conn, driver, list(infos.values()))
-        plan = await capture.capture(conn, driver, database.server_version, statement, params, analyze, timeout_ms)
-        analysed = prepare(statement, verdict.dialect, infos)
-        analysed.row_estimates = estimates
-        suggestions, covered = indexes.suggest(analysed) if suggest_indexes else ([], [])
-        if suggestions and driver == "postgresql":
-            suggestions, dropped = await proof.prove_postgres(
-                conn, statement, params, suggestions, plan.total_cost, timeout_ms
-            )
-            dialect_notes.extend(dropped)
-    except BaseException as exc:
-        await tx.rollback()
-        if isinstance(exc, Exception):
-            raise database.driver.map_error(exc, timeout_ms) from exc
-        raise  # cancelled: the connection went back rolled back
-    await tx.rollback()  # EXPLAIN ANALYZE ran the statement: nothing it did is kept
-    if suggestions and driver == "sqlite":
-        suggestions, dropped = await proof.prove_sqlite(
-            database.engine.url.database, statement, params, suggestions, timeout_ms
-        )
-        dialect_notes.extend(dropped)
-    if driver == "mysql":
-        for suggestion in suggestions:
-            suggestion.verification = proof.UNVERIFIED_MYSQL
-        if capture.is_tidb(database.server_version):
-            dialect_notes.extend(notes.tidb_notes(plan, analysed))
-        else:
-            dialect_notes.extend(notes.mysql_notes(plan, suggestions))
+    infos = await _structures(database, [verdict])
+    selection = None
+    async with _transaction(database, verdict.writes) as (_tx, conn):
+        [planned] = await _plan_all(database, conn, [(verdict, statement, params)], infos, analyze, suggest_indexes)
+        selection = await _choose(database, verdict.writes, [planned], planned.candidates, conn)
+    if selection is None:
+        selection = await _choose(database, verdict.writes, [planned], planned.candidates, None)
+    suggestions, index_set, dialect_notes = _shape(selection, planned.plan.total_cost)
+    analysed = planned.analysed
+    analysed.suggested_tables = {s.table.lower() for s in suggestions}
+    dialect_notes.extend(notes.for_plan(planned.plan, analysed, suggestions))
     return Advice(
-        plan=plan,
+        plan=planned.plan,
         complexity=complexity.measure(analysed.tree),
-        findings=findings.find(analysed, plan, params),
+        findings=findings.find(analysed, planned.plan, params),
         index_suggestions=suggestions,
-        already_indexed=covered,
+        index_set=index_set,
+        already_indexed=planned.covered,
         dialect_notes=dialect_notes,
     )
+
+
+def _suggestion(item: proof.Chosen, selection: proof.Selection, cost_before: float | None,
+                query: int = 0) -> IndexSuggestion:
+    candidate = item.candidate
+    suggestion = IndexSuggestion(
+        table=candidate.info.name, columns=candidate.columns, include=list(candidate.include), name=candidate.name,
+        create_statement=candidate.create_statement, reason=candidate.reason, order=item.order,
+        works_with=item.works_with, estimated_size_bytes=item.size,
+    )
+    if not selection.verified:
+        suggestion.verification = selection.verification
+        return suggestion
+    suggestion.verified = True
+    after = item.costs_after[query] if item.costs_after else None
+    if after is not None:
+        suggestion.cost_before, suggestion.cost_after = cost_before, after
+        suggestion.marginal_gain = item.marginal
+        together = f" together with {', '.join(item.works_with)}" if item.works_with else ""
+        suggestion.verification = (
+            f"hypopg: the planner uses it{together}; estimated cost {cost_before:g} -> {after:g} with the "
+            f"suggestions up to this one; it saves {item.marginal or 0:.0%} of the cost given the others"
+        )
+    else:
+        suggestion.verification = (
+            f"the planner uses it (index created and rolled back): {item.detail}".rstrip(": ")
+        )
+    return suggestion
+
+
+def _shape(selection: proof.Selection | None,
+           cost_before: float | None) -> tuple[list[IndexSuggestion], IndexSet | None, list[str]]:
+    if selection is None:
+        return [], None, []
+    suggestions = [_suggestion(item, selection, cost_before) for item in selection.chosen]
+    index_set = None
+    if suggestions:
+        after = selection.final_costs[0] if selection.final_costs else None
+        sizes = [s.estimated_size_bytes for s in suggestions]
+        index_set = IndexSet(
+            verified=True if selection.verified else None,
+            cost_before=cost_before if after is not None else None, cost_after=after,
+            improvement=round(1 - after / cost_before, 4) if after is not None and cost_before else None,
+            estimated_size_bytes=sum(s for s in sizes if s is not None) if any(s is not None for s in sizes) else None,
+        )
+    return suggestions, index_set, list(selection.notes)
+
+
+# ---------------------------------------------------------------------- workload
+
+
+class QueryCost(BaseModel):
+    query: int = Field(description="position in `queries` (0 first)")
+    cost_before: float | None = None
+    cost_after: float | None = None
+    improvement: float | None = None
+    uses: list[str] = Field(default_factory=list, description="suggested indexes the planner uses for it")
+    already_indexed: list[CoveredIndex] = Field(default_factory=list)
+
+
+class WorkloadAdvice(BaseModel):
+    index_suggestions: list[IndexSuggestion] = Field(default_factory=list)
+    index_set: IndexSet | None = None
+    queries: list[QueryCost] = Field(default_factory=list)
+    dialect_notes: list[str] = Field(default_factory=list)
+
+
+async def advise_workload(database: Database, items: list[tuple[Verdict, exp.Expr, dict[str, Any]]]) -> WorkloadAdvice:
+    """The smallest index set the planner proves for all ``items`` together."""
+    infos = await _structures(database, [v for v, _, _ in items])
+    writes = any(v.writes for v, _, _ in items)
+    selection = None
+    async with _transaction(database, writes) as (_tx, conn):
+        planned = await _plan_all(database, conn, items, infos, False, True)
+        pool = _union([c for p in planned for c in p.candidates])
+        selection = await _choose(database, writes, planned, pool, conn)
+    if selection is None:
+        selection = await _choose(database, writes, planned, pool, None)
+    result = WorkloadAdvice()
+    if selection is None:
+        result.queries = [QueryCost(query=i, cost_before=p.plan.total_cost, already_indexed=p.covered)
+                          for i, p in enumerate(planned)]
+        return result
+    total_before = sum(p.plan.total_cost or 0.0 for p in planned)
+    for item in selection.chosen:
+        suggestion = _suggestion(item, selection, None)
+        if selection.verified and item.costs_after and item.costs_after[0] is not None:
+            suggestion.cost_before = None
+            suggestion.cost_after = None
+            suggestion.marginal_gain = item.marginal
+            suggestion.verification = (
+                f"hypopg: the planner uses it; it saves up to {item.marginal or 0:.0%} of a query's cost given the others"
+            )
+        result.index_suggestions.append(suggestion)
+    for i, p in enumerate(planned):
+        after = selection.final_costs[i] if i < len(selection.final_costs) else None
+        uses = [c.candidate.name for c in selection.chosen if _uses(c, i, p, selection.verified)]
+        before = p.plan.total_cost
+        result.queries.append(QueryCost(
+            query=i, cost_before=before, cost_after=after, uses=uses, already_indexed=p.covered,
+            improvement=round(1 - after / before, 4) if after is not None and before else None,
+        ))
+    if result.index_suggestions:
+        finals = [c for c in selection.final_costs if c is not None]
+        sizes = [s.estimated_size_bytes for s in result.index_suggestions if s.estimated_size_bytes is not None]
+        result.index_set = IndexSet(
+            verified=True if selection.verified else None,
+            cost_before=total_before if finals else None, cost_after=sum(finals) if finals else None,
+            improvement=round(1 - sum(finals) / total_before, 4) if finals and total_before else None,
+            estimated_size_bytes=sum(sizes) if sizes else None,
+        )
+    result.dialect_notes = list(selection.notes) if selection.verified else [selection.verification]
+    return result
+
+
+def _uses(item: proof.Chosen, query: int, planned: _Planned, verified: bool) -> bool:
+    if verified:
+        return query in item.used_by
+    return any(c.identity() == item.candidate.identity() for c in planned.candidates)
+
+
+def _union(found: list[indexes.Candidate]) -> list[indexes.Candidate]:
+    seen: set[tuple[Any, ...]] = set()
+    kept = []
+    for candidate in found:
+        if candidate.identity() not in seen:
+            seen.add(candidate.identity())
+            kept.append(candidate)
+    return kept

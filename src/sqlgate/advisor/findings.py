@@ -12,7 +12,7 @@ from typing import Any
 from sqlglot import exp
 from sqlglot.optimizer.scope import traverse_scope
 
-from sqlgate.advisor.indexes import covering_index
+from sqlgate.advisor.indexes import covering_index, unqualified_sql
 from sqlgate.advisor.models import Finding, PlanSummary
 from sqlgate.advisor.scope import Statement, conjuncts, owner_select, resolve, scope_nodes, sources
 from sqlgate.db.schema import TableInfo
@@ -85,9 +85,7 @@ def function_on_filtered_column(statement: Statement, plan: PlanSummary | None,
                                 params: dict[str, Any]) -> list[Finding]:
     found = []
     for part, local in _filters(statement):
-        for comparison in [part, *part.find_all(*_COMPARISONS)]:
-            if not isinstance(comparison, _COMPARISONS):
-                continue
+        for comparison in part.find_all(*_COMPARISONS):  # find_all yields ``part`` itself first
             side = comparison.this
             if isinstance(side, exp.Column) or not isinstance(side, exp.Func | exp.Cast):
                 continue
@@ -96,22 +94,27 @@ def function_on_filtered_column(statement: Statement, plan: PlanSummary | None,
             columns = [c for c in side.find_all(exp.Column) if resolve(c, local)]
             if not columns:
                 continue
-            column = columns[0].sql(statement.dialect)
+            column = unqualified_sql(columns[0], statement.dialect)
+            indexed = unqualified_sql(side, statement.dialect)
+            table = resolve(columns[0], local)
+            suggested = table is not None and table[0].name.lower() in statement.suggested_tables
             if isinstance(side, _DATE_FUNCS):
                 hint = (f"compare the bare column with a range instead, e.g. {column} >= '2024-01-01' AND "
                         f"{column} < '2025-01-01', so an index on {column} can be used")
             elif isinstance(side, exp.Lower | exp.Upper):
-                hint = (f"store the value normalised, or index the expression (PostgreSQL: CREATE INDEX ... "
-                        f"(lower({column})); MySQL 8: a functional index); MySQL's default collation already "
-                        "compares case-insensitively")
+                hint = (("index the expression (see index_suggestions)" if suggested else
+                         f"store the value normalised, or index the expression: CREATE INDEX ... (({indexed})) "
+                         "on PostgreSQL and MySQL 8, ... (" + indexed + ") on SQLite")
+                        + "; MySQL/MariaDB's default _ci collations already compare case-insensitively, so "
+                        f"there comparing {column} itself is enough")
             elif isinstance(side, exp.Cast):
                 hint = f"compare {column} with a value of its own type instead of casting the column"
             else:
                 hint = f"move the computation to the other side of the comparison, or index the expression on {column}"
             found.append(Finding(
                 code="function_on_filtered_column", severity="medium",
-                message=f"{side.sql(statement.dialect)} wraps the filtered column {column}: an index on it "
-                        "cannot be used", hint=hint,
+                message=f"{indexed} wraps the filtered column {column}: an index on {column} cannot be used",
+                hint=hint,
             ))
     return found
 
@@ -156,11 +159,21 @@ def or_across_columns(statement: Statement, plan: PlanSummary | None, params: di
         names = {(info.name, col) for info, col in columns}  # type: ignore[misc]
         if len(names) > 1:
             shown = ", ".join(sorted(col for _, col in names))
+            tables = {name.lower() for name, _ in names}
+            if len(tables) == 1 and tables <= statement.suggested_tables:
+                hint = ("index_suggestions has one index per branch: the planner combines them (BitmapOr, "
+                        "index merge); if it still does not, or with ORDER BY ... LIMIT, rewrite as one query per "
+                        "branch joined by UNION (ALL)")
+            elif len(tables) > 1:
+                hint = ("the branches filter different tables, so no index serves the OR: rewrite it as one "
+                        "query per branch joined by UNION (ALL), each able to use its own index")
+            else:
+                hint = ("index each branch's column(s) so the planner can combine the indexes, or split it into "
+                        "one query per branch joined by UNION (ALL); for one column use IN (...)")
             found.append(Finding(
                 code="or_across_columns", severity="medium",
                 message=f"OR across different columns ({shown}) usually prevents a single index seek",
-                hint="split it into one query per column joined by UNION (ALL), so each branch can use "
-                     "its own index; for one column use IN (...)",
+                hint=hint,
             ))
     return found
 
@@ -260,7 +273,8 @@ def order_by_unindexed(statement: Statement, plan: PlanSummary | None, params: d
         message=f"ORDER BY {', '.join(cols)} with LIMIT, but no index on {info.name} delivers that order: "
                 "every matching row is read and sorted to return the first few",
         hint=f"index ({', '.join([*eq_cols, *cols])}) so the database reads rows in order and stops at "
-             "the LIMIT (see index_suggestions)",
+             "the LIMIT" + (" (see index_suggestions)" if info.name.lower() in statement.suggested_tables else
+                            "; no such index was proven to pay here, so check the plan after creating it"),
     )]
 
 
@@ -346,8 +360,9 @@ def full_scan_large_table(statement: Statement, plan: PlanSummary | None, params
             code="full_scan_large_table", severity="high", table=info.name, source="plan",
             message=f"the plan reads all of {info.name} (~{int(rows):,} rows, {scan.detail}) although the "
                     f"query filters or joins it on {', '.join(sorted(columns))}",
-            hint="add the index from index_suggestions, or rewrite the filter so an index can be used "
-                 "(see the other findings)",
+            hint=("add the index from index_suggestions" if info.name.lower() in statement.suggested_tables
+                  else "no index on its filter columns was found to pay: rewrite the filter so an index can be "
+                       "used (see the other findings), or filter on a more selective column"),
         ))
     return found
 
@@ -361,8 +376,12 @@ RULES: tuple[Rule, ...] = (
 
 def find(statement: Statement, plan: PlanSummary | None, params: dict[str, Any]) -> list[Finding]:
     found: list[Finding] = []
+    seen: set[tuple[str, str]] = set()
     for rule in RULES:
-        found.extend(rule(statement, plan, params))
+        for finding in rule(statement, plan, params):
+            if (finding.code, finding.message) not in seen:  # one construct, one finding
+                seen.add((finding.code, finding.message))
+                found.append(finding)
     order = {"high": 0, "medium": 1, "low": 2, "info": 3}
     return sorted(found, key=lambda f: order[f.severity])
 

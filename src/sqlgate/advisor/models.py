@@ -65,15 +65,27 @@ class Finding(BaseModel):
 
 class IndexSuggestion(BaseModel):
     table: str
-    columns: list[str]
+    columns: list[str] = Field(description="key parts in order: column names, or expressions such as lower(email)")
+    include: list[str] = Field(default_factory=list, description="INCLUDE columns (PostgreSQL): an index-only scan")
+    name: str = ""
     create_statement: str = Field(description="never executed by sqlgate; run it yourself if you agree")
     reason: str
     verified: bool | None = Field(
         default=None, description="true: the planner used it and the plan got cheaper; null: not checked"
     )
     verification: str = ""
-    cost_before: float | None = None
-    cost_after: float | None = None
+    order: int | None = Field(default=None, description="create the suggestions in this order (1 first)")
+    cost_before: float | None = Field(default=None, description="the query's cost with none of the suggestions")
+    cost_after: float | None = Field(
+        default=None, description="the query's cost with this suggestion and those before it in `order`"
+    )
+    marginal_gain: float | None = Field(
+        default=None, description="share of the cost this index saves given all the others (0.25 = 25 %)"
+    )
+    works_with: list[str] = Field(
+        default_factory=list, description="suggestions that must exist too for this one to pay (e.g. OR branches)"
+    )
+    estimated_size_bytes: int | None = None
 
 
 class CoveredIndex(BaseModel):

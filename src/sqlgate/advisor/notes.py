@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sqlgate.advisor.models import IndexSuggestion, PlanSummary
@@ -54,3 +55,16 @@ def _tables(node: Any) -> list[dict[str, Any]]:
     for value in node.values():
         found.extend(_tables(value))
     return found
+
+
+_BY_DATABASE: dict[str, Callable[[PlanSummary, Statement, list[IndexSuggestion]], list[str]]] = {
+    "mysql": lambda plan, statement, suggestions: mysql_notes(plan, suggestions),
+    "mariadb": lambda plan, statement, suggestions: mysql_notes(plan, suggestions),
+    "tidb": lambda plan, statement, suggestions: tidb_notes(plan, statement),
+}
+
+
+def for_plan(plan: PlanSummary, statement: Statement, suggestions: list[IndexSuggestion]) -> list[str]:
+    """The notes of the database family that produced ``plan`` (none for the others)."""
+    writer = _BY_DATABASE.get(plan.database)
+    return writer(plan, statement, suggestions) if writer else []

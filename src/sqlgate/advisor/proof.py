@@ -1,117 +1,270 @@
-"""Proof of benefit: does the planner use a suggested index, and is the plan cheaper?
+"""Proof of benefit, for a set of indexes: which candidates the planner uses together,
+what each one adds given the others, in which order to build them, and how big they are.
 
-* PostgreSQL with the ``hypopg`` extension: each suggestion is created as a
-  *hypothetical* index (planner memory of this connection only, nothing on disk),
-  the statement is planned again, the hypothetical index is dropped. Suggestions that
-  the planner does not use or that do not lower the total cost are dropped. sqlgate
-  never runs ``CREATE EXTENSION``: hypopg is used only where an administrator installed it.
-* SQLite: the index is created for real on a separate, short-lived read-write connection
-  inside a transaction that is always rolled back (nothing is committed; writers wait
-  for the lock meanwhile). This works even when the database is read_only through
-  sqlgate, whose own connections have ``PRAGMA query_only`` on.
-* MySQL/MariaDB/TiDB: no safe way (hypothetical indexes do not exist there, and sqlgate
-  does not change a user's schema), so suggestions stay unverified.
+The dialect plans a statement "as if" some indexes existed (``plan_with_indexes``):
+PostgreSQL with the ``hypopg`` extension (hypothetical indexes in the planner's memory of
+this connection; sqlgate never runs ``CREATE EXTENSION``), SQLite with real indexes built
+in a transaction that is always rolled back. MySQL/MariaDB/TiDB cannot, and sqlgate does
+not change a user's schema, so their candidates stay unverified.
+
+With costs (PostgreSQL) the set is chosen by backward elimination: plan with every
+candidate, keep what the plan uses, then repeatedly drop the member whose removal costs
+least, while that is under ``MIN_GAIN`` of every query's cost. Members that only pay
+together (one index per OR branch, a join key plus a filter) survive, because removing
+either one costs a lot. The order comes from a greedy forward pass; an INCLUDE variant
+replaces a member only when the index-only scan saves another ``MIN_GAIN``.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
-import sqlite3
-import time
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlglot import exp
 
-from sqlgate.advisor.capture import explain_postgres
-from sqlgate.advisor.models import IndexSuggestion
-from sqlgate.db.dialects import bind
+from sqlgate.advisor.indexes import Candidate, with_include
+from sqlgate.db.dialects.plans import IndexSyntax, WhatIfPlan
 
-UNVERIFIED_MYSQL = (
-    "unverified: MySQL/MariaDB cannot plan hypothetical indexes and sqlgate never changes your schema; "
-    "create it on a copy and compare EXPLAIN"
-)
+MIN_GAIN = 0.10  # an index must save at least this share of some query's cost to be kept
 
 
-async def prove_postgres(conn: Any, statement: exp.Expr, params: dict[str, Any], suggestions: list[IndexSuggestion],
-                         cost_before: float | None, timeout_ms: int) -> tuple[list[IndexSuggestion], list[str]]:
-    """Keep the suggestions hypopg shows to lower the planner's cost; notes on the others."""
-    installed = await conn.fetchval("SELECT 1 FROM pg_extension WHERE extname = 'hypopg'")
-    if not installed:
-        for suggestion in suggestions:
-            suggestion.verification = (
-                "unverified: the hypopg extension is not installed in this database (an administrator can "
-                "run CREATE EXTENSION hypopg; sqlgate never installs extensions)"
-            )
-        return suggestions, []
-    kept, notes = [], []
-    # Hypothetical indexes live in this (pooled) connection's memory, not in the
-    # transaction: clear any left by an earlier call that was cancelled half-way.
-    await conn.execute("SELECT hypopg_reset()")
-    for suggestion in suggestions:
-        created = await conn.fetchrow(
-            "SELECT indexrelid, indexname FROM hypopg_create_index($1)", suggestion.create_statement
+@dataclass
+class Query:
+    statement: exp.Expr
+    params: dict[str, Any]
+    cost: float | None  # the planner's cost as the schema is
+
+
+@dataclass
+class Chosen:
+    candidate: Candidate
+    order: int
+    marginal: float | None = None
+    costs_after: list[float | None] = field(default_factory=list)  # per query, cumulative in `order`
+    works_with: list[str] = field(default_factory=list)
+    size: int | None = None
+    detail: str = ""
+    used_by: set[int] = field(default_factory=set)  # queries whose plan uses it (verified sets)
+
+
+@dataclass
+class Selection:
+    chosen: list[Chosen]
+    final_costs: list[float | None]  # per query, with the whole set
+    notes: list[str]
+    verified: bool
+    verification: str = ""
+
+
+class Trial:
+    """Plans of each query under sets of candidates (cached)."""
+
+    def __init__(self, dialect: Any, conn: Any, location: str | None, queries: list[Query],
+                 candidates: list[Candidate], timeout_ms: int) -> None:
+        self.dialect, self.conn, self.location = dialect, conn, location
+        self.queries, self.candidates, self.timeout_ms = queries, candidates, timeout_ms
+        self._cache: dict[tuple[int, frozenset[int]], tuple[float | None, frozenset[int], dict[int, str]]] = {}
+        self.calls = 0
+
+    async def plan(self, query: int, members: frozenset[int]) -> tuple[float | None, frozenset[int], dict[int, str]]:
+        """(cost, members the plan uses, plan detail per used member)."""
+        key = (query, members)
+        if key not in self._cache:
+            if not members:
+                self._cache[key] = (self.queries[query].cost, frozenset(), {})
+            else:
+                ordered = sorted(members)
+                result = await self._what_if(query, ordered)
+                used = frozenset(m for m, hit in zip(ordered, result.used, strict=True) if hit)
+                detail = {m: d for m, d in zip(ordered, result.detail, strict=False) if d}
+                self._cache[key] = (result.cost, used, detail)
+        return self._cache[key]
+
+    async def sizes(self, members: list[int]) -> dict[int, int | None]:
+        if not members:
+            return {}
+        result = await self._what_if(0, sorted(members), sizes=True)
+        return dict(zip(sorted(members), result.sizes or [None] * len(members), strict=False))
+
+    async def _what_if(self, query: int, ordered: list[int], sizes: bool = False) -> WhatIfPlan:
+        self.calls += 1
+        q = self.queries[query]
+        indexes = [(self.candidates[m].name, self.candidates[m].create_statement) for m in ordered]
+        return await self.dialect.plan_with_indexes(  # type: ignore[no-any-return]
+            self.conn, self.location, q.statement, q.params, indexes, self.timeout_ms, sizes=sizes
         )
-        try:
-            async with conn.transaction():  # a savepoint: if planning fails, the drop below still runs
-                raw = await explain_postgres(conn, statement, params, "FORMAT JSON", timeout_ms)
-        finally:
-            await conn.execute("SELECT hypopg_drop_index($1)", created["indexrelid"])
-        after = float(raw[0]["Plan"]["Total Cost"])
-        used = str(created["indexname"]) in json.dumps(raw)
-        suggestion.cost_before, suggestion.cost_after = cost_before, after
-        if used and cost_before is not None and after < cost_before:
-            suggestion.verified = True
-            suggestion.verification = (
-                f"hypopg: the planner uses the hypothetical index; estimated cost {cost_before:g} -> {after:g}"
-            )
-            kept.append(suggestion)
-        else:
-            why = "the planner does not use it" if not used else f"cost {cost_before:g} -> {after:g} is no gain"
-            notes.append(f"dropped suggestion {suggestion.create_statement}: hypopg shows {why}")
-    return kept, notes
 
 
-async def prove_sqlite(path: str | None, statement: exp.Expr, params: dict[str, Any],
-                       suggestions: list[IndexSuggestion], timeout_ms: int) -> tuple[list[IndexSuggestion], list[str]]:
-    if not path or path == ":memory:" or path.startswith("file::memory:"):
-        for suggestion in suggestions:
-            suggestion.verification = "unverified: an in-memory database cannot be opened a second time"
-        return suggestions, []
-    sql = "EXPLAIN QUERY PLAN " + bind(statement, "sqlite", params, lambda name: f":{name}")
-    args = {name: (json.dumps(v) if isinstance(v, dict | list) else v) for name, v in params.items()}
-    kept, notes = [], []
-    for suggestion in suggestions:
-        try:
-            used, detail = await asyncio.to_thread(_sqlite_try, path, sql, args, suggestion, timeout_ms)
-        except sqlite3.Error as exc:
-            suggestion.verification = f"unverified: SQLite could not try the index ({exc})"
-            kept.append(suggestion)
+def unverified(candidates: list[Candidate], reason: str, queries: int) -> Selection:
+    """The primary candidates, in the order found, marked unverified."""
+    primaries = [c for c in candidates if c.primary]
+    groups = {c.group for c in primaries if c.group}
+    chosen = [
+        Chosen(c, i + 1, works_with=[o.name for o in primaries if c.group and o.group == c.group and o is not c])
+        for i, c in enumerate(primaries) if not c.group or c.group in groups
+    ]
+    return Selection(chosen, [None] * queries, [], False, reason)
+
+
+async def select(trial: Trial, syntax: IndexSyntax, dialect_name: str, min_gain: float = MIN_GAIN) -> Selection:
+    """The smallest set of candidates the planner proves useful for the trial's queries."""
+    notes: list[str] = []
+    valid = []
+    for index, candidate in enumerate(trial.candidates):
+        if all(k.plain for k in candidate.keys):
+            valid.append(index)
             continue
-        if used:
-            suggestion.verified = True
-            suggestion.verification = f"SQLite plan with the index (created and rolled back): {detail}"
-            kept.append(suggestion)
+        problem = await trial.dialect.check_index(trial.conn, trial.location, candidate.create_statement)
+        if problem is None:
+            valid.append(index)
         else:
-            notes.append(f"dropped suggestion {suggestion.create_statement}: SQLite's planner does not use it")
-    return kept, notes
+            notes.append(f"dropped suggestion {candidate.create_statement}: the server refuses it ({problem})")
+    everything = frozenset(valid)
+    used: set[int] = set()
+    first = [await trial.plan(q, everything) for q in range(len(trial.queries))]
+    for _, hits, _ in first:
+        used |= hits
+    for index in sorted(everything - used):
+        notes.append(f"dropped suggestion {trial.candidates[index].create_statement}: "
+                     f"{_who(trial)} does not use it")
+    if not used:
+        return Selection([], [q.cost for q in trial.queries], notes, True)
+    costs = first[0][0] is not None and all(q.cost is not None for q in trial.queries)
+    if not costs:  # SQLite: the plan uses them; no costs to weigh, so nothing that merely extends an index
+        chosen = []
+        for order, index in enumerate(sorted(i for i in used if not trial.candidates[i].extends), start=1):
+            detail = "; ".join(d for _, hits, det in first for m, d in det.items() if m == index)
+            chosen.append(Chosen(trial.candidates[index], order, detail=detail,
+                                 used_by={q for q, (_, hits, _) in enumerate(first) if index in hits}))
+        _link_groups(chosen)
+        return Selection(chosen, [None] * len(trial.queries), notes, True)
+    members = frozenset(used)
+    members, marginals = await _eliminate(trial, members, min_gain, notes)
+    if members:
+        members, marginals = await _upgrade_includes(trial, members, marginals, syntax, dialect_name, min_gain)
+    gains = [_gain(q.cost, (await trial.plan(i, members))[0]) for i, q in enumerate(trial.queries)]
+    if members and max(gains) < min_gain:
+        for index in sorted(members):
+            notes.append(f"dropped suggestion {trial.candidates[index].create_statement}: {_who(trial)} "
+                         f"lowers the cost by only {max(gains):.0%} with the whole set")
+        members = frozenset()
+    chosen = await _order(trial, members, marginals, min_gain)
+    sizes = await trial.sizes([c_index for c_index in members])
+    by_candidate = {id(trial.candidates[m]): m for m in members}
+    for item in chosen:
+        item.size = sizes.get(by_candidate[id(item.candidate)])
+    final = [(await trial.plan(i, members))[0] for i in range(len(trial.queries))]
+    return Selection(chosen, final, notes, True)
 
 
-def _sqlite_try(path: str, sql: str, args: dict[str, Any], suggestion: IndexSuggestion,
-                timeout_ms: int) -> tuple[bool, str]:
-    name = suggestion.create_statement.split(" ON ")[0].removeprefix("CREATE INDEX ").strip('"`').lower()
-    deadline = time.monotonic() + timeout_ms / 1000
-    con = sqlite3.connect(f"file:{path}?mode=rw", uri=True, isolation_level=None, timeout=2)
-    try:
-        con.set_progress_handler(lambda: 1 if time.monotonic() > deadline else 0, 1000)
-        con.execute("BEGIN")
-        try:
-            con.execute(suggestion.create_statement)
-            rows = con.execute(sql, args).fetchall()
-        finally:
-            con.execute("ROLLBACK")
-    finally:
-        con.close()
-    details = [str(r[-1]) for r in rows]
-    hit = [d for d in details if f"INDEX {name}".lower() in d.lower()]
-    return bool(hit), "; ".join(hit or details)
+def _who(trial: Trial) -> str:
+    return "hypopg shows the planner" if trial.dialect.name == "postgresql" else "the planner"
+
+
+def _gain(before: float | None, after: float | None) -> float:
+    if before is None or after is None or before <= 0:
+        return 0.0
+    return 1 - after / before
+
+
+async def _relevant(trial: Trial, members: frozenset[int], index: int) -> list[int]:
+    return [q for q in range(len(trial.queries)) if index in (await trial.plan(q, members))[1]]
+
+
+async def _marginal(trial: Trial, members: frozenset[int], index: int) -> float:
+    """The largest share of a query's cost that ``index`` saves given the other members."""
+    best = 0.0
+    for q in await _relevant(trial, members, index):
+        with_it = (await trial.plan(q, members))[0]
+        without = (await trial.plan(q, members - {index}))[0]
+        best = max(best, _gain(without, with_it))
+    return best
+
+
+async def _eliminate(trial: Trial, members: frozenset[int], min_gain: float,
+                     notes: list[str]) -> tuple[frozenset[int], dict[int, float]]:
+    while members:
+        marginals = {m: await _marginal(trial, members, m) for m in members}
+        weakest = min(sorted(members), key=lambda m: marginals[m])
+        if marginals[weakest] >= min_gain:
+            return members, marginals
+        members = members - {weakest}
+        shown = marginals[weakest]
+        notes.append(f"dropped suggestion {trial.candidates[weakest].create_statement}: {_who(trial)} gains only "
+                     f"{shown:.1%} from it given the others (under the {min_gain:.0%} minimum)")
+    return members, {}
+
+
+async def _upgrade_includes(trial: Trial, members: frozenset[int], marginals: dict[int, float],
+                            syntax: IndexSyntax, dialect_name: str,
+                            min_gain: float) -> tuple[frozenset[int], dict[int, float]]:
+    for index in sorted(members):
+        variant = with_include(trial.candidates[index], dialect_name, syntax)
+        if variant is None:
+            continue
+        trial.candidates.append(variant)
+        new_index = len(trial.candidates) - 1
+        upgraded = (members - {index}) | {new_index}
+        better = False
+        worse = False
+        for q in await _relevant(trial, members, index):
+            before = (await trial.plan(q, members))[0]
+            cost, hits, _ = await trial.plan(q, upgraded)
+            if new_index in hits and _gain(before, cost) >= min_gain:
+                better = True
+            if cost is not None and before is not None and cost > before * 1.01:
+                worse = True
+        if better and not worse:
+            members = upgraded
+    return members, {m: await _marginal(trial, members, m) for m in members}
+
+
+async def _order(trial: Trial, members: frozenset[int], marginals: dict[int, float],
+                 min_gain: float) -> list[Chosen]:
+    chosen: list[Chosen] = []
+    built: frozenset[int] = frozenset()
+    remaining = set(members)
+    queries = range(len(trial.queries))
+
+    async def score(candidate_set: frozenset[int]) -> float:
+        total = 0.0
+        for q in queries:
+            cost = (await trial.plan(q, candidate_set))[0]
+            base = trial.queries[q].cost
+            total += (cost or 0.0) / base if base else 0.0
+        return total
+
+    while remaining:
+        best = min(sorted(remaining), key=lambda m: m)
+        best_score = None
+        for index in sorted(remaining):
+            value = await score(built | {index})
+            if best_score is None or value < best_score:
+                best, best_score = index, value
+        built = built | {best}
+        remaining.discard(best)
+        after = [(await trial.plan(q, built))[0] for q in queries]
+        detail = "; ".join({d for q in queries for m, d in (await trial.plan(q, members))[2].items() if m == best})
+        chosen.append(Chosen(trial.candidates[best], len(chosen) + 1, marginal=round(marginals.get(best, 0.0), 4),
+                             costs_after=after, detail=detail, used_by=set(await _relevant(trial, members, best))))
+    # Members that do little alone work with the others (OR branches, join key + filter).
+    for item in chosen:
+        index = next(m for m in members if trial.candidates[m] is item.candidate)
+        alone = max([_gain(trial.queries[q].cost, (await trial.plan(q, frozenset({index})))[0])
+                     for q in await _relevant(trial, members, index)], default=0.0)
+        if alone < min_gain and len(chosen) > 1:
+            same = [o.candidate.name for o in chosen if o is not item and (
+                (item.candidate.group and o.candidate.group == item.candidate.group)
+                or o.candidate.info.name == item.candidate.info.name)]
+            item.works_with = same or [o.candidate.name for o in chosen if o is not item]
+    _link_groups(chosen)
+    return chosen
+
+
+def _link_groups(chosen: list[Chosen]) -> None:
+    for item in chosen:
+        if item.candidate.group:
+            for other in chosen:
+                if other is not item and other.candidate.group == item.candidate.group \
+                        and other.candidate.name not in item.works_with:
+                    item.works_with.append(other.candidate.name)

@@ -28,6 +28,7 @@ class Statement:
     infos: dict[str, TableInfo]  # lower-case table name (schema.name or name) -> structure
     qualified: bool = False
     row_estimates: dict[str, float] = field(default_factory=dict)  # by TableInfo.name, lower-case
+    suggested_tables: set[str] = field(default_factory=set)  # tables index_suggestions names (lower-case)
 
     def rows(self, info: TableInfo) -> float | None:
         return self.row_estimates.get(info.name.lower())

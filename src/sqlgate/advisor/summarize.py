@@ -9,9 +9,12 @@ TiDB: plain ``EXPLAIN`` rows (id, estRows, task, access object, operator info).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from sqlgate.advisor.models import Join, PlanSummary, Scan, Sort
+from sqlgate.db.dialects.plans import RawPlan
+from sqlgate.errors import DatabaseError
 
 # ------------------------------------------------------------------ PostgreSQL
 
@@ -297,3 +300,63 @@ def summarize_tidb(rows: list[tuple[Any, ...]], analyzed: bool) -> PlanSummary:
         elif operator in ("Sort", "TopN"):
             summary.sorts.append(Sort(keys=[str(row[4] or "")], method=operator))
     return summary
+
+
+# ---------------------------------------------------------------- by plan format
+
+def _read_postgres(raw: RawPlan) -> PlanSummary:
+    return summarize_postgres(raw.data, raw.analyzed)
+
+
+def _read_mariadb(raw: RawPlan) -> PlanSummary:
+    summary = summarize_mysql(raw.data, raw.analyzed, True)
+    if raw.analyzed and summary.actual_rows is not None and raw.limit is not None:
+        summary.actual_rows = min(summary.actual_rows, float(raw.limit))  # r_rows count before the LIMIT
+    return summary
+
+
+_MYSQL_ANALYZE_TOP = re.compile(r"actual time=[\d.]+\.\.([\d.]+) rows=([\d.]+) loops=(\d+)")
+
+
+def _read_mysql(raw: RawPlan) -> PlanSummary:
+    summary = summarize_mysql(raw.data, False, False)
+    if raw.analyzed:
+        # MySQL 8: EXPLAIN ANALYZE speaks only its tree format; keep the text, read the top line.
+        text = raw.analyze_text or ""
+        summary.analyzed = True
+        summary.raw = {"plan": summary.raw, "analyze": text}
+        top = _MYSQL_ANALYZE_TOP.search(text)
+        if top:
+            summary.actual_time_ms = float(top.group(1))
+            summary.actual_rows = float(top.group(2)) * int(top.group(3))
+    return summary
+
+
+def _read_tidb(raw: RawPlan) -> PlanSummary:
+    return summarize_tidb(raw.data, raw.analyzed)
+
+
+def _read_sqlite(raw: RawPlan) -> PlanSummary:
+    summary = summarize_sqlite(raw.data, raw.analyzed)
+    summary.actual_rows, summary.actual_time_ms = raw.actual_rows, raw.actual_time_ms
+    return summary
+
+
+READERS: dict[str, Callable[[RawPlan], PlanSummary]] = {
+    "postgres-json": _read_postgres,
+    "mariadb-json": _read_mariadb,
+    "mysql-json": _read_mysql,
+    "tidb-rows": _read_tidb,
+    "sqlite-eqp": _read_sqlite,
+}
+
+
+def read(raw: RawPlan) -> PlanSummary:
+    """The summary of a plan in any format a dialect produces; an unknown format is an error."""
+    reader = READERS.get(raw.format)
+    if reader is None:
+        raise DatabaseError(
+            f"query_optimization cannot read plans in the {raw.format!r} format",
+            "this database's plans are not supported; use execute_query",
+        )
+    return reader(raw)

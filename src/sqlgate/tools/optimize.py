@@ -1,4 +1,9 @@
-"""query_optimization: the planner's view of one query, with concrete advice."""
+"""query_optimization: the planner's view of one query, with concrete advice; and
+workload_optimization: the smallest index set that serves several queries.
+
+Two tools rather than one with a list argument: a single query's answer is about that
+query (its plan, complexity, findings), a workload's is about a set of indexes and what
+each query gains from it. One result schema each keeps both easy to read for a model."""
 
 from __future__ import annotations
 
@@ -7,10 +12,11 @@ from typing import Annotated, Any
 
 from mcp.server.mcpserver import Context
 from mcp.types import CallToolResult, ToolAnnotations
-from pydantic import Field
+from pydantic import BaseModel, Field
 
-from sqlgate.advisor import Advice, advise, statement_to_plan
+from sqlgate.advisor import Advice, WorkloadAdvice, advise, advise_workload, statement_to_plan
 from sqlgate.db.guard import check_parameters
+from sqlgate.errors import InvalidArgument, SqlgateError
 from sqlgate.tools.base import check_sql, database_for, record, require_dict, tool_result
 
 
@@ -33,9 +39,16 @@ parameters). Returns:
   OR across columns, NOT IN over a nullable subquery, missing LIMIT, ORDER BY + LIMIT
   without an index, correlated subqueries, COUNT(*) over huge tables, DISTINCT over joins).
 - `index_suggestions`: CREATE INDEX statements (never executed by this tool) with the
-  reason; on PostgreSQL with hypopg and on SQLite they are checked with the planner
-  (`verified`, cost before/after) and dropped when they do not help. `already_indexed`
-  lists what existing indexes already provide.
+  reason, from every predicate position: filters (equality, then a range, then ORDER BY /
+  GROUP BY), join keys on both sides, one index per OR branch, expression indexes for
+  lower()/upper() filters, LIKE 'prefix%' (PostgreSQL text_pattern_ops, SQLite NOCASE),
+  INCLUDE columns for index-only scans. On PostgreSQL with hypopg they are verified as a
+  set: the planner's combined cost (`index_set`), each index's `marginal_gain` given the
+  others (kept only from 10 %), the `order` to build them, `works_with` for indexes that
+  only pay together, and an estimated size. On SQLite the planner checks them with real
+  indexes rolled back. MySQL/MariaDB suggestions are unverified. `already_indexed` lists
+  what existing indexes already provide. For several queries at once use
+  workload_optimization.
 - `dialect_notes`: MySQL/MariaDB (filesort, temporary tables, key_len) and TiDB advice.
 """
 
@@ -72,11 +85,73 @@ async def query_optimization(
     )
 
 
+class WorkloadQuery(BaseModel):
+    query: str = Field(description="One SQL statement; use :name placeholders for values")
+    parameters: dict[str, Any] | None = Field(default=None, description="Values for the :name placeholders")
+
+
+class WorkloadResult(WorkloadAdvice):
+    duration_ms: float
+
+
+MAX_WORKLOAD = 20
+
+WORKLOAD_DESCRIPTION = """Find the few indexes that serve several queries best (tune a workload at once).
+
+Pass the queries you run often (each exactly as for execute_query: same safety checks,
+:name parameters). sqlgate gathers every index candidate of every query and, on
+PostgreSQL with the hypopg extension, chooses the smallest set the planner proves:
+each index must save at least 10 % of some query's cost given the others. Returns
+`index_suggestions` (CREATE INDEX statements, never executed; `order` to build them,
+`marginal_gain`, estimated size), `index_set` (total cost before/after), and per query
+(`queries`, by position) its cost before and after and the suggested indexes it uses.
+On SQLite the planner checks the candidates with real indexes rolled back; MySQL/MariaDB
+get the candidates unverified. Up to 20 queries; nothing is ever created or executed
+beyond EXPLAIN.
+"""
+
+
+async def workload_optimization(
+    queries: Annotated[list[WorkloadQuery], Field(description="The queries to tune together (1 to 20)")],
+    ctx: Context[Any],
+    database: Annotated[
+        str | None, Field(description="Name of a configured database (default: the first)")
+    ] = None,
+) -> Annotated[CallToolResult, WorkloadResult]:
+    started = time.perf_counter()
+    if not queries or len(queries) > MAX_WORKLOAD:
+        raise InvalidArgument(
+            f"workload_optimization takes 1 to {MAX_WORKLOAD} queries, not {len(queries)}",
+            "pass the most frequent or most expensive queries",
+        )
+    db = await database_for(ctx, database)
+    items = []
+    for position, item in enumerate(queries):
+        try:
+            verdict = check_sql(db, item.query)
+            params = check_parameters(verdict, require_dict(item.parameters, "parameters"))
+            items.append((verdict, statement_to_plan(verdict, item.query, False), params))
+        except SqlgateError as exc:
+            exc.message = f"query {position}: {exc.message}"
+            raise
+    advice = await advise_workload(db, items)
+    return tool_result(
+        WorkloadResult(**advice.model_dump(), duration_ms=round((time.perf_counter() - started) * 1000, 3))
+    )
+
+
 def register(server: Any, all_read_only: bool) -> None:
     server.add_tool(
         query_optimization,
         name="query_optimization",
         description=DESCRIPTION,
         annotations=ToolAnnotations(title="Explain and optimise a query", read_only_hint=True, open_world_hint=False),
+        structured_output=True,
+    )
+    server.add_tool(
+        workload_optimization,
+        name="workload_optimization",
+        description=WORKLOAD_DESCRIPTION,
+        annotations=ToolAnnotations(title="Indexes for several queries", read_only_hint=True, open_world_hint=False),
         structured_output=True,
     )
