@@ -128,7 +128,7 @@ class SqlgateServer(MCPServer[Runtime]):
     # Called with (call, outcome, code, seconds) after every tool call; the audit log's
     # submit is one. Hooks must not block.
     after_call: list[AfterCall]
-    _sqlgate_stopped: anyio.Event  # set when the lifespan has finished cleaning up
+    stopped: anyio.Event  # set when the lifespan has finished cleaning up
 
 
 def build_server(settings: Settings) -> SqlgateServer:
@@ -157,7 +157,7 @@ def build_server(settings: Settings) -> SqlgateServer:
                 await stop_audit(audit)
                 await databases.close()
                 log.info("sqlgate stopped; pools closed")
-            server._sqlgate_stopped.set()
+            server.stopped.set()
 
     server = SqlgateServer(
         "sqlgate",
@@ -168,7 +168,7 @@ def build_server(settings: Settings) -> SqlgateServer:
         **server_auth(settings),  # bearer tokens on HTTP; stdio needs none
     )
     server.after_call = []
-    server._sqlgate_stopped = anyio.Event()
+    server.stopped = anyio.Event()
     all_read_only = all(db.policy.read_only for db in settings.resolved_databases())
     for module_name in TOOL_MODULES:
         module = importlib.import_module(module_name)

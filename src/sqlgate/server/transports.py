@@ -103,7 +103,7 @@ def run_stdio(server: Any, settings: Settings) -> None:
         serving.cancel()  # the lifespan's clean-up is shielded (server/app.py)
         # The serving task itself may never finish (its stdin reader is a blocked thread):
         # wait for the lifespan's clean-up instead.
-        stopped = asyncio.ensure_future(server._sqlgate_stopped.wait())
+        stopped = asyncio.ensure_future(server.stopped.wait())
         await asyncio.wait(
             {serving, stopped}, timeout=settings.shutdown_timeout_s + 15, return_when=asyncio.FIRST_COMPLETED
         )
