@@ -1,6 +1,7 @@
 """The import structure is a gate too: the import-linter contracts in pyproject.toml
 (layer order server → tools → advisor/health → audit/demo → migrations → db → settings →
-safety → errors, and no import cycles between sibling modules) hold, and would catch a break.
+safety → errors, and no import cycles between sibling modules) hold, and would catch a break;
+no module uses another module's ``_private`` names.
 """
 
 from __future__ import annotations
@@ -80,3 +81,54 @@ def test_the_known_cycles_are_gone(graph: grimp.ImportGraph) -> None:
     ]:
         chain = graph.find_shortest_chain(importer=importer, imported=imported, as_packages=True)
         assert chain is None, " -> ".join(chain or ())
+
+
+SRC = ROOT / "src"
+
+
+def _is_private(name: str) -> bool:
+    return name.startswith("_") and not name.startswith("__")
+
+
+def _module_exists(dotted: str) -> bool:
+    path = SRC.joinpath(*dotted.split("."))
+    return path.with_suffix(".py").is_file() or (path / "__init__.py").is_file()
+
+
+def private_name_uses(path: Path) -> list[str]:
+    """``from sqlgate.x import _name`` and ``module._name`` where module is a sqlgate module."""
+    import ast
+
+    tree = ast.parse(path.read_text(), str(path))
+    where = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+    found: list[str] = []
+    modules: set[str] = set()  # local names bound to sqlgate modules
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("sqlgate"):
+            for alias in node.names:
+                if _is_private(alias.name):
+                    found.append(f"{where}:{node.lineno} from {node.module} import {alias.name}")
+                elif _module_exists(f"{node.module}.{alias.name}"):
+                    modules.add(alias.asname or alias.name)
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.startswith("sqlgate") and alias.asname:
+                    modules.add(alias.asname)
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Attribute) and _is_private(node.attr)
+            and isinstance(node.value, ast.Name) and node.value.id in modules
+        ):
+            found.append(f"{where}:{node.lineno} {node.value.id}.{node.attr}")
+    return found
+
+
+def test_no_module_uses_another_modules_private_names() -> None:
+    uses = [use for path in sorted(SRC.rglob("*.py")) for use in private_name_uses(path)]
+    assert not uses, "import the public name instead:\n" + "\n".join(uses)
+
+
+def test_the_private_name_check_can_fail(tmp_path: Path) -> None:
+    sample = tmp_path / "sample.py"
+    sample.write_text("from sqlgate.safety import tables\nfrom sqlgate.errors import _x\n\ntables._key\n")
+    assert len(private_name_uses(sample)) == 2
