@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 from abc import ABC, abstractmethod
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -116,11 +115,11 @@ class BulkPlan(Protocol):
 
 # --------------------------------------------------------------- parameter binding
 
-# Rendered SQL templates per (statement, sqlglot dialect), keyed by the statement's id.
-# The entry holds the statement itself, so the id cannot be reused while it is cached;
-# the verdict LRU in safety keeps the hot statements alive anyway. The db layer never
-# writes into the verdict's tree.
-_TEMPLATES: OrderedDict[tuple[int, str], tuple[exp.Expr, list[str]]] = OrderedDict()
+# Rendered SQL templates by statement id, then sqlglot dialect. The entry holds the
+# statement itself, so its id cannot be reused while it is cached (the verdict LRU in
+# safety keeps the hot statements alive anyway). Oldest entries go first past the bound:
+# no bookkeeping on a hit. The db layer never writes into the verdict's tree.
+_TEMPLATES: dict[int, tuple[exp.Expr, dict[str, list[str]]]] = {}
 TEMPLATE_CACHE_SIZE = 4096
 
 
@@ -148,11 +147,15 @@ def bind(statement: exp.Expr, dialect: str, params: dict[str, Any], marker: Call
 
 def template(statement: exp.Expr, dialect: str) -> list[str]:
     """The statement's SQL split on its placeholders: text, name, text, name, ..., text."""
-    key = (id(statement), dialect)
-    cached = _TEMPLATES.get(key)
-    if cached is not None and cached[0] is statement:
-        _TEMPLATES.move_to_end(key)
-        return cached[1]
+    entry = _TEMPLATES.get(id(statement))
+    if entry is not None and entry[0] is statement:
+        parts = entry[1].get(dialect)
+        if parts is not None:
+            return parts
+    else:
+        if len(_TEMPLATES) >= TEMPLATE_CACHE_SIZE:
+            del _TEMPLATES[next(iter(_TEMPLATES))]
+        entry = _TEMPLATES[id(statement)] = (statement, {})
 
     def replace(node: exp.Expr) -> exp.Expr:
         if isinstance(node, exp.Placeholder):
@@ -161,9 +164,7 @@ def template(statement: exp.Expr, dialect: str) -> list[str]:
 
     rendered = statement.transform(replace, copy=True)
     parts = rendered.sql(dialect=dialect, comments=False, normalize_functions=False).split("\x00")
-    _TEMPLATES[key] = (statement, parts)
-    if len(_TEMPLATES) > TEMPLATE_CACHE_SIZE:
-        _TEMPLATES.popitem(last=False)
+    entry[1][dialect] = parts
     return parts
 
 
