@@ -188,11 +188,6 @@ def db_write_refused(message: str) -> PolicyViolation:
     )
 
 
-# Old private names, kept for code written against them.
-_db_error = db_error
-_db_write_refused = db_write_refused
-
-
 def unavailable(message: str) -> DatabaseUnavailable:
     """Connection lost, server shutting down, backend terminated: retry the call."""
     return DatabaseUnavailable(
