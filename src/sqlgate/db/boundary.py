@@ -115,12 +115,6 @@ async def _clean_up(database: Database, sa_conn: AsyncConnection, conn: Any, can
             log.warning("invalidating a connection failed", database=database.name, error=str(exc)[:300])
 
 
-async def drain(database: Database, timeout_s: float = CLEANUP_MAX_S) -> None:
-    """Wait for the clean-ups still running (server shutdown, before the pools close)."""
-    if database.cleanups:
-        await asyncio.wait(set(database.cleanups), timeout=timeout_s)
-
-
 def _pool_full(database: Database) -> bool:
     stats = database.pool_stats()
     if stats.size <= 0:

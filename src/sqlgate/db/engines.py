@@ -204,10 +204,11 @@ class Databases:
         return len(self._by_name)
 
     async def close(self) -> None:
-        from sqlgate.db import boundary
-
-        # Cancelled calls' clean-ups (cancel in the database, invalidate) finish first.
-        await asyncio.gather(*(boundary.drain(db) for db in self), return_exceptions=True)
+        # Cancelled calls' clean-ups (cancel in the database, invalidate; started and
+        # time-bounded by db/boundary.py) finish before the pools close.
+        pending = {task for db in self for task in db.cleanups}
+        if pending:
+            await asyncio.wait(pending)
         await asyncio.gather(*(db.engine.dispose() for db in self), return_exceptions=True)
 
 
