@@ -22,7 +22,6 @@ HOME = ("db/dialects/", "safety/profiles/")
 NOT_YET_MOVED = {
     "advisor/": "D (issue 18): EXPLAIN capture/summaries move into the dialect modules' plan hooks",
     "audit.py": "C: SQLite sink (WAL) set-up",
-    "migrations/env.py": "C: Alembic batch mode for SQLite",
 }
 
 

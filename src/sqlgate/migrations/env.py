@@ -34,7 +34,9 @@ def run_with(connection: Any) -> None:
         version_table=VERSION_TABLE,
         include_object=include_object,
         compare_type=True,
-        render_as_batch=connection.dialect.name == "sqlite",
+        # Batch operations everywhere: SQLite needs them for ALTER (copy-and-move); on the
+        # others batch mode's "auto" recreate runs plain ALTER statements.
+        render_as_batch=True,
     )
     with context.begin_transaction():
         context.run_migrations()
