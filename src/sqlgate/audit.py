@@ -112,7 +112,7 @@ class AuditLog:
         """Open the sink (creating the default file) and start the writer. Never raises."""
         from sqlalchemy.ext.asyncio import create_async_engine
 
-        from sqlgate.db.engines import async_url
+        from sqlgate.db.dialects import async_url
 
         try:
             url = async_url(self.url)

@@ -84,7 +84,7 @@ class MigrationStatus:
 def _engine(url: str) -> AsyncEngine:
     from sqlalchemy.ext.asyncio import create_async_engine
 
-    from sqlgate.db.engines import async_url
+    from sqlgate.db.dialects import async_url
 
     return create_async_engine(async_url(url), poolclass=sa.pool.NullPool)
 

@@ -43,7 +43,7 @@ def run_with(connection: Any) -> None:
 
 
 async def run_async(url: str) -> None:
-    from sqlgate.db.engines import async_url
+    from sqlgate.db.dialects import async_url
 
     engine = create_async_engine(async_url(url), poolclass=pool.NullPool)
     try:
