@@ -195,7 +195,7 @@ def _suggestion(item: proof.Chosen, selection: proof.Selection, cost_before: flo
         return suggestion
     suggestion.verified = True
     after = item.costs_after[query] if item.costs_after else None
-    if after is not None:
+    if after is not None and cost_before is not None:
         suggestion.cost_before, suggestion.cost_after = cost_before, after
         suggestion.marginal_gain = item.marginal
         together = f" together with {', '.join(item.works_with)}" if item.works_with else ""
@@ -203,7 +203,7 @@ def _suggestion(item: proof.Chosen, selection: proof.Selection, cost_before: flo
             f"hypopg: the planner uses it{together}; estimated cost {cost_before:g} -> {after:g} with the "
             f"suggestions up to this one; it saves {item.marginal or 0:.0%} of the cost given the others"
         )
-    else:
+    elif after is None:
         suggestion.verification = (
             f"the planner uses it (index created and rolled back): {item.detail}".rstrip(": ")
         )

@@ -141,6 +141,7 @@ async def select(trial: Trial, syntax: IndexSyntax, dialect_name: str, min_gain:
     members = frozenset(used)
     members, marginals = await _eliminate(trial, members, min_gain, notes)
     if members:
+        members = await _prefer_narrower(trial, members, everything, min_gain)
         members, marginals = await _upgrade_includes(trial, members, marginals, syntax, dialect_name, min_gain)
     gains = [_gain(q.cost, (await trial.plan(i, members))[0]) for i, q in enumerate(trial.queries)]
     if members and max(gains) < min_gain:
@@ -193,6 +194,30 @@ async def _eliminate(trial: Trial, members: frozenset[int], min_gain: float,
         notes.append(f"dropped suggestion {trial.candidates[weakest].create_statement}: {_who(trial)} gains only "
                      f"{shown:.1%} from it given the others (under the {min_gain:.0%} minimum)")
     return members, {}
+
+
+async def _prefer_narrower(trial: Trial, members: frozenset[int], valid: frozenset[int],
+                           min_gain: float) -> frozenset[int]:
+    """Swap a member for a candidate whose keys are its prefix when the longer keys save
+    less than ``min_gain``: a smaller index for (nearly) the same plan."""
+    for index in sorted(members):
+        wide = trial.candidates[index]
+        for narrow_index in sorted(valid - members):
+            narrow = trial.candidates[narrow_index]
+            if narrow.info.name != wide.info.name or narrow.include or len(narrow.keys) >= len(wide.keys) \
+                    or wide.keys[:len(narrow.keys)] != narrow.keys:
+                continue
+            swapped = (members - {index}) | {narrow_index}
+            keeps = True
+            for q in await _relevant(trial, members, index):
+                cost, hits, _ = await trial.plan(q, swapped)
+                if narrow_index not in hits or _gain(cost, (await trial.plan(q, members))[0]) >= min_gain:
+                    keeps = False
+                    break
+            if keeps:
+                members = swapped
+                break
+    return members
 
 
 async def _upgrade_includes(trial: Trial, members: frozenset[int], marginals: dict[int, float],
@@ -256,7 +281,8 @@ async def _order(trial: Trial, members: frozenset[int], marginals: dict[int, flo
             same = [o.candidate.name for o in chosen if o is not item and (
                 (item.candidate.group and o.candidate.group == item.candidate.group)
                 or o.candidate.info.name == item.candidate.info.name)]
-            item.works_with = same or [o.candidate.name for o in chosen if o is not item]
+            item.works_with = same or [o.candidate.name for o in chosen
+                                       if o is not item and o.used_by & item.used_by]
     _link_groups(chosen)
     return chosen
 

@@ -365,7 +365,7 @@ def _sqlite_what_if(
         con.close()
     used, detail = [], []
     for (name, _), ok in zip(indexes, built, strict=True):
-        hits = [d for d in details if f"INDEX {name.lower()} " in d.lower() + " "]
+        hits = [d for d in details if f"index {name.lower()} " in d.lower() + " "]
         used.append(ok and bool(hits))
         detail.append("; ".join(hits))
     return WhatIfPlan(cost=None, used=used, sizes=[None] * len(indexes), detail=detail)
