@@ -229,3 +229,10 @@ def test_no_safety_module_outside_the_profiles_names_a_dialect() -> None:
         for node in ast.walk(tree):
             if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
                 assert node.value.lower() not in dialect_names, (path, node.lineno, node.value)
+
+
+@pytest.mark.parametrize(("name", "canonical"), [("postgres", "postgresql"), ("mariadb", "mysql"), ("sqlite", "sqlite")])
+def test_verdict_output_says_the_canonical_name(name: str, canonical: str) -> None:
+    verdict = safety.check("SELECT id FROM orders", name, POLICY)
+    assert verdict.to_dict()["dialect"] == canonical
+    assert verdict.dialect == profiles.get(name).sqlglot_dialect  # what rendering uses

@@ -10,7 +10,7 @@ the tables it touches, its placeholders). Rules run in order; the first denial w
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from sqlglot import exp
 
@@ -21,8 +21,9 @@ from sqlgate.safety.profiles import SafetyProfile
 from sqlgate.safety.tables import TableName
 
 
-@dataclass(frozen=True)
-class Subject:
+# NamedTuples, not frozen dataclasses: immutable too, and several times cheaper to build
+# (two of them per statement on the uncached path).
+class Subject(NamedTuple):
     """One statement under check and everything a rule may need to judge it."""
 
     statement: exp.Expr
@@ -41,8 +42,7 @@ class Subject:
         return bool(self.explain_prefix) or self.inner is not self.statement
 
 
-@dataclass(frozen=True)
-class Facts:
+class Facts(NamedTuple):
     """What a rule learned about an allowed statement."""
 
     writes: bool = False
@@ -53,6 +53,7 @@ class Facts:
 Rule = Callable[[Subject], "Facts | None"]
 
 _NO_FACTS = Facts()
+_WRITES = Facts(writes=True)
 
 
 def prepare(
@@ -96,9 +97,9 @@ def hidden_effects(subject: Subject) -> None:
     rules.check_hidden_effects(subject.inner, subject.policy)
 
 
-def write_mode(subject: Subject) -> Facts:
+def write_mode(subject: Subject) -> Facts | None:
     """Writes only in read_write mode."""
-    return Facts(writes=rules.check_mode(subject.inner, subject.kind, subject.policy))
+    return _WRITES if rules.check_mode(subject.inner, subject.kind, subject.policy) else None
 
 
 def bounded_writes(subject: Subject) -> None:
@@ -173,16 +174,18 @@ RULES: tuple[Rule, ...] = (
 def run(subject: Subject) -> Facts:
     """Every rule over ``subject``, in order; the first denial raises."""
     writes = False
-    touched: list[TableName] = []
-    parameters: list[str] = []
+    touched: tuple[TableName, ...] = ()
+    parameters: tuple[str, ...] = ()
     for rule in RULES:
         facts = rule(subject)
         if facts is None:
             continue
         writes = writes or facts.writes
-        touched.extend(facts.tables)
-        parameters.extend(p for p in facts.parameters if p not in parameters)
-    return Facts(writes=writes, tables=tuple(touched), parameters=tuple(parameters))
+        if facts.tables:
+            touched += facts.tables
+        if facts.parameters:
+            parameters += tuple(p for p in facts.parameters if p not in parameters)
+    return Facts(writes, touched, parameters)
 
 
 __all__ = ["RULES", "Facts", "Rule", "Subject", "prepare", "run"]

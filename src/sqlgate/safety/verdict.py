@@ -7,6 +7,8 @@ from typing import Any
 
 from sqlglot import exp
 
+from sqlgate.safety import profiles
+
 
 @dataclass(frozen=True)
 class Verdict:
@@ -18,6 +20,8 @@ class Verdict:
     """
 
     dialect: str
+    """sqlglot's dialect name, for rendering the expressions (``postgres``); output says
+    the canonical name (``to_dict``)."""
     statement_kinds: tuple[str, ...]
     tables: tuple[str, ...]
     writes: bool
@@ -34,7 +38,7 @@ class Verdict:
     def to_dict(self) -> dict[str, Any]:
         return {
             "allowed": True,
-            "dialect": self.dialect,
+            "dialect": profiles.get(self.dialect).name,
             "statement_kind": self.statement_kind,
             "statement_kinds": list(self.statement_kinds),
             "tables": list(self.tables),
