@@ -107,7 +107,7 @@ async def test_on_conflict_error_fails_and_writes_nothing(backend: Backend) -> N
     await seed(backend, table)
     async with backend.client(mode="read_write", allowed_tables=table) as client:
         result = await client.call_tool("bulk_insert", {"table": table, "records": CONFLICTING})
-    assert error_code(result) == "DB_ERROR"
+    assert error_code(result) == "CONSTRAINT_VIOLATION"
     assert result.structured_content["error"]["committed"] is False
     assert await count(backend, table) == 3
 
@@ -211,7 +211,7 @@ async def test_atomic_failure_in_batch_five_leaves_nothing(backend: Backend) -> 
         result = await client.call_tool(
             "bulk_insert", {"table": table, "records": with_bad_batch_five(), "batch_size": 10}
         )
-    assert error_code(result) == "DB_ERROR"
+    assert error_code(result) == "CONSTRAINT_VIOLATION"
     error = result.structured_content["error"]
     assert (error["failed_batch"], error["first_record"], error["committed"]) == (5, 40, False)
     assert await count(backend, table) == 0  # checked from a separate connection
@@ -228,7 +228,7 @@ async def test_non_atomic_failure_keeps_batches_one_to_four_and_says_so(backend:
     data = result.structured_content
     assert (data["inserted"], data["batches"], data["committed_batches"]) == (40, 10, 4)
     [failed] = data["failed_batches"]
-    assert (failed["batch"], failed["first_record"], failed["last_record"], failed["code"]) == (5, 40, 49, "DB_ERROR")
+    assert (failed["batch"], failed["first_record"], failed["last_record"], failed["code"]) == (5, 40, 49, "CONSTRAINT_VIOLATION")
     assert "resume from record 40" in data["hint"]
     assert [r[0] for r in await rows(backend, table)] == list(range(40))
 

@@ -78,7 +78,7 @@ async def test_failure_in_third_operation_leaves_the_table_as_before(backend: Ba
             op(f"DELETE FROM {table} WHERE id = 2"),
         ])
     body = error(result)
-    assert body["code"] == "DB_ERROR"
+    assert body["code"] == "CONSTRAINT_VIOLATION"
     assert (body["failed_operation"], body["committed"]) == (2, False)
     assert "operations[2]" in body["message"]
     assert await snapshot(backend, table) == before
@@ -251,7 +251,7 @@ async def test_interactive_rollback_and_failed_operation(backend: Backend) -> No
                           operations=[op(f"INSERT INTO {table} VALUES (2, 'dup', 0)")])
         after_failure = await tm(client, action="commit", transaction_id=second)
         idle = await pool_checked_out(client)
-    assert (error(failed)["code"], error(failed)["failed_operation"]) == ("DB_ERROR", 0)
+    assert (error(failed)["code"], error(failed)["failed_operation"]) == ("CONSTRAINT_VIOLATION", 0)
     assert "rolled back after a failed operation" in error(after_failure)["message"]
     assert idle == 0
     assert await snapshot(backend, table) == before
