@@ -148,3 +148,18 @@ async def test_sqlite_timeout_and_client_cancel_interrupt_the_statement(sqlite_b
         assert report["databases"][0]["pool"]["checked_out"] == 0
         after = await client.call_tool("execute_query", {"query": "SELECT 1"})
         assert not after.is_error, after.content
+
+
+def test_every_error_code_is_in_the_docs_table() -> None:
+    import re
+    from pathlib import Path
+
+    import sqlgate
+
+    src = Path(sqlgate.__file__).parent
+    codes = set()
+    for path in src.rglob("*.py"):
+        codes |= set(re.findall(r'code ?= ?"([A-Z_]+)"', path.read_text()))
+    table = (src.parents[1] / "docs" / "error-codes.md").read_text()
+    documented = set(re.findall(r"^\| `([A-Z_]+)` \|", table, flags=re.M))
+    assert codes - documented == set()
