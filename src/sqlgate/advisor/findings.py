@@ -221,10 +221,8 @@ def missing_limit(statement: Statement, plan: PlanSummary | None, params: dict[s
     estimate = plan.estimated_rows if plan is not None else None
     if plan is not None and plan.actual_rows is not None:
         estimate = plan.actual_rows
-    elif plan is not None and plan.database in ("mysql", "mariadb", "tidb") and _narrowed(tree):
-        # MySQL-family estimates count rows before grouping and, without histograms,
-        # assume unindexed filters keep every row: too coarse to call a result unbounded.
-        estimate = None
+    elif plan is not None and plan.coarse_estimates and _narrowed(tree):
+        estimate = None  # too coarse to call a result unbounded (see PlanSummary.coarse_estimates)
     if estimate is None and isinstance(tree, exp.Select) and not tree.args.get("where") and not tree.args.get("group"):
         local = sources(tree, statement)
         if len(local) == 1:
@@ -353,7 +351,7 @@ def full_scan_large_table(statement: Statement, plan: PlanSummary | None, params
         columns = filtered.get(info.name.lower())
         if not columns or rows is None or rows < LARGE_ROWS:
             continue
-        if plan.database == "postgresql" and scan.estimated_rows and scan.estimated_rows > rows * 0.3:
+        if not plan.coarse_estimates and scan.estimated_rows and scan.estimated_rows > rows * 0.3:
             continue  # the filter keeps most rows: reading them all is the right plan
         seen.add(info.name)
         found.append(Finding(

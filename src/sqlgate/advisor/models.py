@@ -43,6 +43,9 @@ class PlanSummary(BaseModel):
     sorts: list[Sort] = Field(default_factory=list)
     temp_usage: list[str] = Field(default_factory=list)
     raw: Any = None
+    # MySQL-family estimates count rows before grouping and, without histograms, assume
+    # unindexed filters keep every row: too coarse to judge a result's or a filter's size.
+    coarse_estimates: bool = Field(default=False, exclude=True)
 
     def scans_of(self, table: str) -> list[Scan]:
         lowered = table.lower()

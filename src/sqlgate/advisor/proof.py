@@ -111,6 +111,8 @@ async def select(trial: Trial, syntax: IndexSyntax, dialect_name: str, min_gain:
     notes: list[str] = []
     valid = []
     for index, candidate in enumerate(trial.candidates):
+        if not syntax.costs and not candidate.primary:
+            continue  # without costs the planner cannot weigh alternatives: try the primary shapes
         if all(k.plain for k in candidate.keys):
             valid.append(index)
             continue
@@ -159,7 +161,7 @@ async def select(trial: Trial, syntax: IndexSyntax, dialect_name: str, min_gain:
 
 
 def _who(trial: Trial) -> str:
-    return "hypopg shows the planner" if trial.dialect.name == "postgresql" else "the planner"
+    return "the planner (with the hypothetical indexes)"
 
 
 def _gain(before: float | None, after: float | None) -> float:

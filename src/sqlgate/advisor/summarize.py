@@ -107,7 +107,8 @@ _MYSQL_ACCESS = {
 
 
 def summarize_mysql(raw: Any, analyzed: bool, mariadb: bool) -> PlanSummary:
-    summary = PlanSummary(database="mariadb" if mariadb else "mysql", analyzed=analyzed, raw=raw)
+    summary = PlanSummary(database="mariadb" if mariadb else "mysql", analyzed=analyzed, raw=raw,
+                          coarse_estimates=True)
     block = raw.get("query_block", {}) if isinstance(raw, dict) else {}
     cost = block.get("cost_info", {}).get("query_cost")
     summary.total_cost = float(cost) if cost is not None else None
@@ -127,7 +128,7 @@ def summarize_mysql(raw: Any, analyzed: bool, mariadb: bool) -> PlanSummary:
                 table=table.get("table_name", "?"),
                 access=mapped,  # type: ignore[arg-type]
                 detail=access or "?",
-                index=table.get("key"),
+                index=table.get("key") or _merged_keys(table.get("index_merge")),
                 estimated_rows=float(rows) if rows is not None else None,
                 actual_rows=float(table["r_rows"]) if analyzed and table.get("r_rows") is not None else None,
             )
@@ -149,6 +150,24 @@ def summarize_mysql(raw: Any, analyzed: bool, mariadb: bool) -> PlanSummary:
                     float(last.get("r_loops", 1)) * float(last["r_rows"]) * float(last.get("r_filtered", 100)) / 100
                 )
     return summary
+
+
+def _merged_keys(node: Any) -> str | None:
+    """MariaDB nests an index merge's keys (sort_union/union/intersect of ranges)."""
+    found: list[str] = []
+
+    def walk(inner: Any) -> None:
+        if isinstance(inner, list):
+            for item in inner:
+                walk(item)
+        elif isinstance(inner, dict):
+            if isinstance(inner.get("key"), str) and inner["key"] not in found:
+                found.append(inner["key"])
+            for value in inner.values():
+                walk(value)
+
+    walk(node)
+    return ",".join(found) or None
 
 
 def _mysql_output_rows(tables: list[dict[str, Any]], rows_key: str, filtered_key: str) -> float:
@@ -271,7 +290,7 @@ def summarize_sqlite(rows: list[tuple[Any, ...]], analyzed: bool) -> PlanSummary
 def summarize_tidb(rows: list[tuple[Any, ...]], analyzed: bool) -> PlanSummary:
     """Rows of TiDB's ``EXPLAIN``: (id, estRows, task, access object, operator info);
     ``EXPLAIN ANALYZE`` adds actRows after estRows and execution info, memory, disk."""
-    summary = PlanSummary(database="tidb", analyzed=analyzed,
+    summary = PlanSummary(database="tidb", analyzed=analyzed, coarse_estimates=True,
                           raw=[list(r) for r in rows])
     for position, row in enumerate(rows):
         operator = str(row[0]).strip(" │├└─").split("_")[0]

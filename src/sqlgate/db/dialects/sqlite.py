@@ -269,6 +269,7 @@ class SQLiteDialect(Dialect):
     # counts the rows. "What if" indexes are real ones, built on a separate short-lived
     # read-write connection inside a transaction that is always rolled back (nothing is
     # committed; writers wait for the lock meanwhile), after the advisor's read ended.
+    # An index the server refuses is simply not built there, hence not used: no check_index.
     what_if_own_connection = True
 
     async def explain(
@@ -321,19 +322,6 @@ class SQLiteDialect(Dialect):
         sql = "EXPLAIN QUERY PLAN " + bind(statement, "sqlite", params, lambda name: f":{name}")
         args = {name: _sqlite_param(value) for name, value in params.items()}
         return await asyncio.to_thread(_sqlite_what_if, str(location), sql, args, indexes, timeout_ms)
-
-    async def check_index(self, conn: Any, location: str | None, create_statement: str) -> str | None:
-        import sqlite3
-
-        try:
-            con = sqlite3.connect(":memory:")
-            try:
-                con.execute(f"EXPLAIN {create_statement}")  # parses it (names are resolved when run)
-            finally:
-                con.close()
-        except sqlite3.Error as exc:
-            return str(exc)
-        return None
 
     # --- end of plans and index advice
 
