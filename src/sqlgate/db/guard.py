@@ -85,6 +85,7 @@ class GuardedTransaction:
         self.deadline: boundary.Deadline | None = None
         self._lease: boundary.Lease | None = None
         self._state: Any = None
+        self._direct = False
         self.active = False
 
     def rearm(self) -> None:
@@ -147,11 +148,17 @@ class GuardedTransaction:
         Wrap such calls in ``step()``."""
         if not self.active or self._lease is None or not self._lease.alive:
             raise InvalidArgument("the transaction is no longer active", "start a new one")
+        # Work done directly on the connection (a bulk insert's batches) keeps its own
+        # time limits and may outlast the opening call's deadline: the commit or
+        # rollback that follows gets a fresh one.
+        self._direct = True
         return self._lease.conn
 
     async def commit(self) -> None:
         if not self.active:
             return
+        if self._direct:
+            self.rearm()
         lease, deadline = self._lease, self.deadline
         assert lease is not None and deadline is not None
         self.active = False
@@ -174,6 +181,8 @@ class GuardedTransaction:
         if not was_active:
             await lease.release()
             return
+        if self._direct:
+            self.rearm()
         remaining = self.deadline.remaining() if self.deadline is not None else 0.0
         if remaining <= 0:
             await lease.discard(cancel=True)
