@@ -150,6 +150,9 @@ def test_create_statement_quoting_and_mysql_text_prefix() -> None:
         "CREATE INDEX ix_orders_status ON orders (status)")
     assert identifier("Order", "postgres") == '"Order"' and identifier("select", "mysql") == "`select`"
     assert indexes.create_statement(ORDERS, ["body"], "mysql").endswith("(body(191))")
+    wide = TableInfo("notes", None, (column("id"), column("text", "VARCHAR(2000)"), column("tag", "VARCHAR(40)")),
+                     ("id",), (), (), ())
+    assert indexes.create_statement(wide, ["tag", "text"], "mysql").endswith("(tag, `text`(191))")
 
 
 def codes(sql: str, plan: PlanSummary | None = None, dialect: str = "postgres", **params: object) -> set[str]:

@@ -22,6 +22,7 @@ primary key) already serves — same columns, or a prefix of it — is reported 
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -479,7 +480,7 @@ def render(info: TableInfo, keys: tuple[Key, ...] | list[Key], dialect: str, syn
         elif key.like and syntax.prefix_like == "nocase":
             text += " COLLATE NOCASE"
             labels.append("nocase")
-        elif syntax.text_prefix and any(t in type_ for t in ("TEXT", "BLOB")):
+        elif syntax.text_prefix and (any(t in type_ for t in ("TEXT", "BLOB")) or _long_varchar(type_)):
             text += f"({syntax.text_prefix})"
         parts.append(text)
     if include:
@@ -493,6 +494,12 @@ def render(info: TableInfo, keys: tuple[Key, ...] | list[Key], dialect: str, syn
     if include:
         statement += f" INCLUDE ({', '.join(identifier(c, dialect) for c in include)})"
     return name, statement
+
+
+def _long_varchar(type_: str) -> bool:
+    """VARCHAR(n) past InnoDB's 3072-byte key limit in utf8mb4 (4 bytes a character)."""
+    found = re.match(r"(?:VAR)?CHAR\((\d+)\)", type_)
+    return found is not None and int(found.group(1)) > 768
 
 
 def create_statement(info: TableInfo, columns: list[str], dialect: str) -> str:
