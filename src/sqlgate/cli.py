@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from sqlgate import __version__
@@ -92,19 +92,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_commands(sub)  # health, migrate, call
 
-    for extend in EXTENSIONS:
-        extend(sub)
+    # `sqlgate` with no command (or with flags only) means `sqlgate serve`: main() needs the names.
+    parser.set_defaults(command_names=frozenset(sub.choices))
     return parser
-
-
-# Later commands (health, migrate, call, ...) register themselves here.
-EXTENSIONS: list[Callable[[Any], None]] = []
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    known = {"serve", "check", "-h", "--help", "--version", *_subcommand_names(parser)}
+    known = {"-h", "--help", "--version", *parser.get_default("command_names")}
     if not argv or argv[0] not in known:
         argv = ["serve", *argv]
     args = parser.parse_args(argv)
@@ -115,10 +111,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
-
-
-def _subcommand_names(parser: argparse.ArgumentParser) -> set[str]:
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            return set(action.choices)
-    return set()
