@@ -52,8 +52,7 @@ class Facts(NamedTuple):
 
 Rule = Callable[[Subject], "Facts | None"]
 
-_NO_FACTS = Facts()
-_WRITES = Facts(writes=True)
+_WRITES = Facts(True, (), ())
 
 
 def prepare(
@@ -117,7 +116,7 @@ def allowed_tables(subject: Subject) -> Facts:
     """Every real table referenced is whitelisted."""
     names = tables.referenced_tables(subject.inner, subject.profile)
     tables.check_tables(names, subject.whitelist, subject.policy.default_schema, subject.profile)
-    return Facts(tables=tuple(names))
+    return Facts(False, tuple(names), ())
 
 
 def allowed_columns(subject: Subject) -> None:
@@ -126,7 +125,7 @@ def allowed_columns(subject: Subject) -> None:
     columns.check_columns(subject.inner, subject.profile, policy.denied_columns, policy.default_schema)
 
 
-def named_placeholders(subject: Subject) -> Facts:
+def named_placeholders(subject: Subject) -> Facts | None:
     """Only ``:name`` placeholders (PostgreSQL also reads ``%(name)s`` as one)."""
     profile = subject.profile
     dialect = profile.sqlglot_dialect
@@ -157,7 +156,7 @@ def named_placeholders(subject: Subject) -> Facts:
                     "use named placeholders like :customer_id and pass parameters as an object",
                     code="PARSE_ERROR",
                 )
-    return Facts(parameters=tuple(names)) if names else _NO_FACTS
+    return Facts(False, (), tuple(names)) if names else None
 
 
 RULES: tuple[Rule, ...] = (

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from sqlglot import exp
@@ -86,6 +86,12 @@ class SafetyProfile:
     bare_parameter_prefixes: str = ""
     """First characters of driver placeholders sqlglot reads as column names (SQLite ``$x``, ``@x``)."""
     explain_syntax: ExplainSyntax = ExplainSyntax.OPTIONS
+    # identifier_key runs for every table reference: an enum member lookup there costs
+    # more than the rest of the function, so the case rule is resolved once here.
+    _quoted_exact: bool = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_quoted_exact", self.identifier_case is IdentifierCase.FOLD_UNQUOTED)
 
     def __repr__(self) -> str:
         return f"SafetyProfile({self.name!r})"
@@ -97,7 +103,7 @@ class SafetyProfile:
             return None
         if isinstance(identifier, str):
             return identifier.lower()
-        if identifier.quoted and self.identifier_case is IdentifierCase.FOLD_UNQUOTED:
+        if identifier.quoted and self._quoted_exact:
             return str(identifier.this)
         return str(identifier.this).lower()
 
@@ -110,7 +116,7 @@ class SafetyProfile:
         """
         key = self.identifier_key(identifier)
         keys: set[str | None] = {key}
-        if (self.identifier_case is IdentifierCase.FOLD_UNQUOTED and isinstance(identifier, exp.Identifier)
+        if (self._quoted_exact and isinstance(identifier, exp.Identifier)
                 and not identifier.quoted and str(identifier.this) != key):
             keys.add(str(identifier.this))
         return keys
