@@ -251,13 +251,13 @@ async def test_workload_set_is_no_larger_than_per_query_advice_and_covers_each_q
     names = {s["name"] for s in data["index_suggestions"]}
     for position, advice in enumerate(per_query):
         answer = data["queries"][position]
-        assert set(answer["uses"]) <= names
+        assert set(answer.get("uses", [])) <= names
         if advice["index_suggestions"]:  # a query the per-query advice helps is served by the set
-            assert answer["uses"], (WORKLOAD[position], answer)
+            assert answer.get("uses"), (WORKLOAD[position], answer)
             if shapes.name == "postgres":
                 assert answer["cost_after"] < answer["cost_before"] * 0.9
         else:
-            assert answer["uses"] == []
+            assert not answer.get("uses")
     # Every statement runs on the real server as returned.
     await build(shapes, data["index_suggestions"])
     if shapes.name == "postgres":

@@ -186,9 +186,9 @@ def _suggestion(item: proof.Chosen, selection: proof.Selection, cost_before: flo
                 query: int = 0) -> IndexSuggestion:
     candidate = item.candidate
     suggestion = IndexSuggestion(
-        table=candidate.info.name, columns=candidate.columns, include=list(candidate.include), name=candidate.name,
-        create_statement=candidate.create_statement, reason=candidate.reason, order=item.order,
-        works_with=item.works_with, estimated_size_bytes=item.size,
+        table=candidate.info.name, columns=candidate.columns, include=list(candidate.include) or None,
+        name=candidate.name, create_statement=candidate.create_statement, reason=candidate.reason, order=item.order,
+        works_with=item.works_with or None, estimated_size_bytes=item.size,
     )
     if not selection.verified:
         suggestion.verification = selection.verification

@@ -69,7 +69,7 @@ class Finding(BaseModel):
 class IndexSuggestion(BaseModel):
     table: str
     columns: list[str] = Field(description="key parts in order: column names, or expressions such as lower(email)")
-    include: list[str] = Field(default_factory=list, description="INCLUDE columns (PostgreSQL): an index-only scan")
+    include: list[str] | None = Field(default=None, description="INCLUDE columns (PostgreSQL): an index-only scan")
     name: str = ""
     create_statement: str = Field(description="never executed by sqlgate; run it yourself if you agree")
     reason: str
@@ -85,8 +85,8 @@ class IndexSuggestion(BaseModel):
     marginal_gain: float | None = Field(
         default=None, description="share of the cost this index saves given all the others (0.25 = 25 %)"
     )
-    works_with: list[str] = Field(
-        default_factory=list, description="suggestions that must exist too for this one to pay (e.g. OR branches)"
+    works_with: list[str] | None = Field(
+        default=None, description="suggestions that must exist too for this one to pay (e.g. OR branches)"
     )
     estimated_size_bytes: int | None = None
 
