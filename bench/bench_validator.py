@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from sqlgate import safety
 from sqlgate.errors import PolicyViolation
-from sqlgate.safety import _check_cached
+from sqlgate.safety import check_uncached
 from sqlgate.safety.parse import sqlglot_dialect
 from sqlgate.safety.policy import Policy
 
@@ -75,7 +75,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeat", type=int, default=300)
     repeat = parser.parse_args().repeat
-    uncached = _check_cached.__wrapped__  # type: ignore[attr-defined]
+    uncached = check_uncached
     print(f"{'dialect':9} {'query':10} {'uncached µs':>12} {'cached µs':>10}")
     for dialect, queries in QUERIES.items():
         name = sqlglot_dialect(dialect)

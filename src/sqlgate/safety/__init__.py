@@ -26,6 +26,7 @@ from sqlgate.safety.verdict import Verdict
 
 __all__ = [
     "RULES", "Mode", "Policy", "PolicyViolation", "SafetyProfile", "Verdict", "check", "check_cache_info",
+    "check_uncached",
 ]
 
 # sqlglot warns on stderr when it falls back to an opaque Command; we deny those anyway.
@@ -51,8 +52,9 @@ def check_cache_info() -> object:
     return _check_cached.cache_info()
 
 
-@lru_cache(maxsize=_CACHE_SIZE)
-def _check_cached(sql: str, dialect: str | SafetyProfile, policy: Policy) -> Verdict | PolicyViolation:
+def check_uncached(sql: str, dialect: str | SafetyProfile, policy: Policy) -> Verdict | PolicyViolation:
+    """``check`` without the verdict cache, returning a denial instead of raising it
+    (for benchmarks and tools that measure the validator itself)."""
     try:
         return _check(sql, profiles.get(dialect), policy)
     except PolicyViolation as violation:
@@ -67,6 +69,9 @@ def _check_cached(sql: str, dialect: str | SafetyProfile, policy: Policy) -> Ver
             "simplify the query; sqlgate only runs SQL it fully understands",
             code="PARSE_ERROR",
         )
+
+
+_check_cached = lru_cache(maxsize=_CACHE_SIZE)(check_uncached)
 
 
 def _check(sql: str, profile: SafetyProfile, policy: Policy) -> Verdict:
