@@ -10,8 +10,9 @@ index, 2 served by a primary key):
    record its suggestions and the answer's size in bytes; ask workload_optimization for
    all 12 at once;
 3. build exactly the advised indexes (the union of the per-query advice), ANALYZE, time
-   the queries again; drop them; do the same with the workload set and with a hand-picked
-   "known good" set.
+   the queries again; drop them; do the same with the workload set, with a hand-picked
+   "known good" set, and per query with only that query's own advice ("alone": no help
+   from an index another query asked for).
 
 Prints a table per query and the summary the issue asks for (queries sped up >= 2x of
 the 10 that need an index, median speed-up of those 10, false positives on the 2
@@ -28,6 +29,7 @@ import json
 import statistics
 import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -122,11 +124,14 @@ async def build(rebuild: bool) -> None:
     print(f"built {NAME} in {time.perf_counter() - started:.1f} s")
 
 
-async def timings(runs: int) -> list[float]:
+async def timings(runs: int, only: int | None = None) -> list[float]:
     conn = await asyncpg.connect(URL)
     try:
         found = []
-        for _, sql, _ in QUERIES:
+        for position, (_, sql, _) in enumerate(QUERIES):
+            if only is not None and position != only:
+                found.append(float("nan"))
+                continue
             await conn.fetch(sql)  # warm the cache
             times = []
             for _ in range(runs):
@@ -139,7 +144,13 @@ async def timings(runs: int) -> list[float]:
         await conn.close()
 
 
-async def with_indexes(statements: list[str], runs: int) -> list[float]:
+async def isolated(advised: list[list[str]], runs: int) -> list[float]:
+    """Each query with only its own advice built (no help from another query's indexes)."""
+    return [(await with_indexes(found, runs, only=i))[i] if found else float("nan")
+            for i, found in enumerate(advised)]
+
+
+async def with_indexes(statements: list[str], runs: int, only: int | None = None) -> list[float]:
     conn = await asyncpg.connect(URL)
     names = []
     try:
@@ -147,7 +158,7 @@ async def with_indexes(statements: list[str], runs: int) -> list[float]:
             await conn.execute(sql)
             names.append(sql.split()[2])
         await conn.execute("ANALYZE")
-        return await timings(runs)
+        return await timings(runs, only)
     finally:
         for name in names:
             await conn.execute(f"DROP INDEX IF EXISTS {name}")
@@ -181,7 +192,7 @@ def summary(label: str, before: list[float], after: list[float]) -> dict[str, An
             "median_speedup": round(statistics.median(speedups), 1)}
 
 
-async def main() -> None:
+async def main() -> dict[str, Any] | None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--rebuild", action="store_true")
@@ -196,16 +207,18 @@ async def main() -> None:
     after = await with_indexes(union, args.runs)
     after_workload = await with_indexes(workload_set, args.runs)
     after_known = await with_indexes(KNOWN_GOOD, args.runs)
+    alone = await isolated(advised, args.runs)
+    alone = [before[i] if t != t else t for i, t in enumerate(alone)]  # no advice: as before
     false_positives = sum(len(found) for found, (_, _, needs) in zip(advised, QUERIES, strict=True) if not needs)
 
-    print(f"\n{'query':22} {'before ms':>10} {'advised':>9} {'speed-up':>9} {'workload':>9} {'known':>8}  "
-          f"{'bytes':>6}  suggestions")
+    print(f"\n{'query':22} {'before ms':>10} {'advised':>9} {'speed-up':>9} {'alone':>8} {'workload':>9} "
+          f"{'known':>8}  {'bytes':>6}  suggestions")
     for i, (name, _, _) in enumerate(QUERIES):
         shown = "; ".join(s.split(" ON ", 1)[1] for s in advised[i]) or "-"
-        print(f"{name:22} {before[i]:10.2f} {after[i]:9.2f} {before[i] / after[i]:8.1f}x "
+        print(f"{name:22} {before[i]:10.2f} {after[i]:9.2f} {before[i] / after[i]:8.1f}x {before[i] / alone[i]:7.1f}x "
               f"{before[i] / after_workload[i]:8.1f}x {before[i] / after_known[i]:7.1f}x  {sizes[i]:6}  {shown}")
-    rows = [summary("per-query advice", before, after), summary("workload advice", before, after_workload),
-            summary("known good", before, after_known)]
+    rows = [summary("per-query advice", before, after), summary("each query alone", before, alone),
+            summary("workload advice", before, after_workload), summary("known good", before, after_known)]
     print()
     for row in rows:
         print(f"{row['set']:18} sped up >= 2x: {row['sped_up_2x']}/{row['of']}   median speed-up: "
@@ -216,11 +229,13 @@ async def main() -> None:
           f"{per_query_s * 1000:.0f} ms per query_optimization call; workload call "
           f"{workload['duration_ms']:.0f} ms")
     if args.json:
-        with open(args.json, "w") as out:
-            json.dump({"before_ms": before, "after_ms": after, "after_workload_ms": after_workload,
-                       "after_known_ms": after_known, "advised": advised, "workload": workload_set,
-                       "sizes": sizes, "summary": rows, "false_positives": false_positives}, out, indent=1)
+        return {"json": args.json, "before_ms": before, "after_ms": after, "after_workload_ms": after_workload,
+                "after_known_ms": after_known, "advised": advised, "workload": workload_set, "sizes": sizes,
+                "summary": rows, "false_positives": false_positives}
+    return None
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    found = asyncio.run(main())
+    if found:
+        Path(found.pop("json")).write_text(json.dumps(found, indent=1))

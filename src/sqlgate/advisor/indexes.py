@@ -265,7 +265,7 @@ def _from_wanted(wanted: _Wanted, covering: tuple[str, ...] | None, rows: float 
                 wanted.info, tuple(join_keys), len(wanted.equality) + len(wanted.join),
                 f"join key {', '.join(k.label for k in wanted.join)} of {name}{size}"
                 + (f" (with {_reason(join_keys, wanted)})" if wanted.equality or wanted.ranges else "")
-                + ": a nested loop can seek into it per outer row instead of hashing or scanning all of it",
+                + ": a nested loop seeks into it per outer row instead of scanning all of it",
                 covering=covering or (),
                 # Unverified advice stays short: the join key is offered when nothing else
                 # narrows the table (on either side of the join: the FROM-side foreign key too).
@@ -328,8 +328,7 @@ def candidates(statement: Statement, params: dict[str, Any] | None = None,
             for branch in groups:
                 for candidate in branch:
                     candidate.group = f"or{or_groups}"
-                    candidate.reason = ("one index per OR branch (used together, e.g. a BitmapOr or an index "
-                                        "merge): " + candidate.reason)
+                    candidate.reason = "one index per OR branch (combined by the planner): " + candidate.reason
                     found.append(candidate)
     return _finish(statement, found, syntax)
 
