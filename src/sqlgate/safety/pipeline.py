@@ -179,11 +179,10 @@ def run(subject: Subject) -> Facts:
         facts = rule(subject)
         if facts is None:
             continue
+        # Each rule reports its own facts once (named_placeholders de-duplicates its names).
         writes = writes or facts.writes
-        if facts.tables:
-            touched += facts.tables
-        if facts.parameters:
-            parameters += tuple(p for p in facts.parameters if p not in parameters)
+        touched += facts.tables
+        parameters += facts.parameters
     return Facts(writes, touched, parameters)
 
 
