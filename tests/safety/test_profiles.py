@@ -236,3 +236,14 @@ def test_verdict_output_says_the_canonical_name(name: str, canonical: str) -> No
     verdict = safety.check("SELECT id FROM orders", name, POLICY)
     assert verdict.to_dict()["dialect"] == canonical
     assert verdict.dialect == profiles.get(name).sqlglot_dialect  # what rendering uses
+
+
+def test_check_uncached_returns_the_outcome_without_the_cache() -> None:
+    before = safety.check_cache_info()
+    allowed = safety.check_uncached("SELECT id FROM orders", "postgresql", POLICY)
+    assert isinstance(allowed, safety.Verdict)
+    denied = safety.check_uncached("SELECT * FROM secrets", "mysql", POLICY)
+    assert isinstance(denied, PolicyViolation) and denied.code == "TABLE_NOT_ALLOWED"
+    unknown = safety.check_uncached("SELECT 1", "oracle", POLICY)
+    assert isinstance(unknown, PolicyViolation) and unknown.code == "PARSE_ERROR"
+    assert safety.check_cache_info() == before
