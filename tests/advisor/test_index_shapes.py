@@ -10,8 +10,11 @@ a selective filter, quick to build on each server.
 from __future__ import annotations
 
 import json
+import os
 import re
+import secrets
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -272,3 +275,43 @@ async def test_workload_refuses_an_empty_or_denied_list(sqlite_backend: Backend)
     assert empty.structured_content["error"]["code"] == "INVALID_ARGUMENT"
     assert denied.structured_content["error"]["code"] == "TABLE_NOT_ALLOWED"
     assert denied.structured_content["error"]["message"].startswith("query 1:")
+
+
+async def test_top_statements_need_pg_stat_statements(backend: Backend) -> None:
+    # The session databases have no pg_stat_statements, and sqlgate never creates it.
+    async with backend.client(allowed_tables=TABLES) as client:
+        result = await client.call_tool("workload_optimization", {"top_statements": 3})
+    error = result.structured_content["error"]
+    assert error["code"] == "DB_ERROR"
+    assert "pg_stat_statements" in error["message"] and "queries" in error["hint"]
+
+
+# An admin URL of a PostgreSQL server started with shared_preload_libraries =
+# 'pg_stat_statements' (the project machines' server is not: restarting it is an admin's call).
+PGSS_ADMIN = os.environ.get("SQLGATE_TEST_PGSS_URL", "")
+
+
+@pytest.mark.skipif(not PGSS_ADMIN, reason="set SQLGATE_TEST_PGSS_URL to a PostgreSQL admin URL whose server "
+                                           "preloads pg_stat_statements")
+async def test_top_statements_from_pg_stat_statements(data_dir: Path) -> None:
+    name = f"sqlgate_pgss_{secrets.token_hex(3)}"
+    admin = Backend("postgres", PGSS_ADMIN, "postgres", data_dir)
+    await admin.aexecute("COMMIT", f'CREATE DATABASE "{name}"')
+    backend = Backend("postgres", PGSS_ADMIN.rsplit("/", 1)[0] + "/" + name, "postgres", data_dir)
+    try:
+        await backend.aexecute(*DDL, *FILL["postgres"], "CREATE EXTENSION pg_stat_statements",
+                               "CREATE EXTENSION hypopg", "SELECT pg_stat_statements_reset()")
+        for statement in (OR_FILTER, FK_JOIN, "SELECT id FROM sh_orders WHERE id = 3", "SELECT 1"):
+            await backend.aexecute(statement)
+        async with backend.client(allowed_tables=TABLES) as client:
+            result = await client.call_tool("workload_optimization", {"top_statements": 3})
+        assert not result.is_error, result.content
+        data = result.structured_content
+        texts = [q["statement"] for q in data["queries"]]
+        assert all("$1" in t or "id = $" in t for t in texts) and not any(t.startswith("SELECT $1") for t in texts)
+        assert all(q["calls"] >= 1 for q in data["queries"])
+        created = {s["create_statement"].split(" ON ", 1)[1] for s in data["index_suggestions"]}
+        assert {"sh_orders (customer_id)", "sh_customers (email)", "sh_orders (coupon)"} <= created, created
+        await build(backend, data["index_suggestions"])
+    finally:
+        await admin.aexecute("COMMIT", f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -6,6 +6,18 @@ counts features, ``findings`` holds the anti-pattern rules, ``indexes`` suggests
 ``proof`` checks them with the planner, ``notes`` adds MySQL/TiDB specifics.
 """
 
-from sqlgate.advisor.advice import Advice, WorkloadAdvice, advise, advise_workload, statement_to_plan
+from sqlgate.advisor.advice import (
+    Advice,
+    WorkloadAdvice,
+    WorkloadItem,
+    advise,
+    advise_workload,
+    statement_to_plan,
+    top_statements,
+)
+from sqlgate.advisor.capture import named_placeholders
 
-__all__ = ["Advice", "WorkloadAdvice", "advise", "advise_workload", "statement_to_plan"]
+__all__ = [
+    "Advice", "WorkloadAdvice", "WorkloadItem", "advise", "advise_workload", "named_placeholders",
+    "statement_to_plan", "top_statements",
+]

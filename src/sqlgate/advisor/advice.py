@@ -103,6 +103,19 @@ async def _transaction(database: Database, writes: bool) -> AsyncIterator[tuple[
 
 
 @dataclass
+class WorkloadItem:
+    """One statement of a workload: checked, with its values (or none: a generic plan)."""
+
+    verdict: Verdict
+    statement: exp.Expr
+    params: dict[str, Any]
+    generic: bool = False  # from pg_stat_statements: values unknown
+    text: str | None = None  # the normalised statement, shown back
+    calls: int | None = None
+    total_time_ms: float | None = None
+
+
+@dataclass
 class _Planned:
     verdict: Verdict
     statement: exp.Expr
@@ -111,6 +124,7 @@ class _Planned:
     analysed: Statement
     candidates: list[indexes.Candidate]
     covered: list[CoveredIndex]
+    generic: bool = False
 
 
 async def _select(database: Database, conn: Any, queries: list[proof.Query],
@@ -125,19 +139,29 @@ async def _select(database: Database, conn: Any, queries: list[proof.Query],
     return await proof.select(trial, syntax, database.dialect)
 
 
-async def _plan_all(database: Database, conn: Any, items: list[tuple[Verdict, exp.Expr, dict[str, Any]]],
-                    infos: dict[str, TableInfo], analyze: bool, suggest: bool) -> list[_Planned]:
+async def _plan_all(database: Database, conn: Any, items: list[WorkloadItem], infos: dict[str, TableInfo],
+                    analyze: bool, suggest: bool, skipped: list[str] | None = None) -> list[_Planned | None]:
+    """Plan and candidates per item; a generic statement the planner refuses is skipped
+    (None, with the reason in ``skipped``): it came from statistics, not from the agent."""
     dialect = database.driver
     syntax = dialect.index_syntax(database.server_version)
     estimates = await capture.row_estimates(dialect, conn, list(infos.values()))
-    planned = []
-    for verdict, statement, params in items:
-        plan = await capture.capture(dialect, conn, database.server_version, statement, params, analyze,
-                                     database.policy.statement_timeout_ms)
-        analysed = prepare(statement, verdict.dialect, infos)
+    planned: list[_Planned | None] = []
+    for item in items:
+        try:
+            plan = await capture.capture(dialect, conn, database.server_version, item.statement, item.params,
+                                         analyze, database.policy.statement_timeout_ms, item.generic)
+        except Exception as exc:
+            if not item.generic or skipped is None:
+                raise
+            skipped.append(f"skipped {item.text!r}: the planner refused its generic plan ({exc})")
+            planned.append(None)
+            continue
+        analysed = prepare(item.statement, item.verdict.dialect, infos)
         analysed.row_estimates = estimates
-        found, covered = indexes.candidates(analysed, params, syntax) if suggest else ([], [])
-        planned.append(_Planned(verdict, statement, params, plan, analysed, found, covered))
+        found, covered = indexes.candidates(analysed, item.params, syntax) if suggest else ([], [])
+        planned.append(_Planned(item.verdict, item.statement, item.params, plan, analysed, found, covered,
+                                item.generic))
     return planned
 
 
@@ -147,7 +171,7 @@ async def _choose(database: Database, writes: bool, planned: list[_Planned],
     transaction, else (SQLite) after it on the dialect's own connection (``conn`` is None)."""
     if not candidates:
         return None
-    queries = [proof.Query(p.statement, p.params, p.plan.total_cost) for p in planned]
+    queries = [proof.Query(p.statement, p.params, p.plan.total_cost, p.generic) for p in planned]
     own = database.driver.what_if_own_connection
     if conn is not None and not own:
         return await _select(database, conn, queries, candidates)
@@ -163,7 +187,10 @@ async def advise(
     infos = await _structures(database, [verdict])
     selection = None
     async with _transaction(database, verdict.writes) as (_tx, conn):
-        [planned] = await _plan_all(database, conn, [(verdict, statement, params)], infos, analyze, suggest_indexes)
+        [found] = await _plan_all(database, conn, [WorkloadItem(verdict, statement, params)], infos, analyze,
+                                  suggest_indexes)
+        assert found is not None
+        planned = found
         selection = await _choose(database, verdict.writes, [planned], planned.candidates, conn)
     if selection is None:
         selection = await _choose(database, verdict.writes, [planned], planned.candidates, None)
@@ -229,7 +256,10 @@ def _shape(selection: proof.Selection | None,
 
 
 class QueryCost(BaseModel):
-    query: int = Field(description="position in `queries` (0 first)")
+    query: int = Field(description="position in `queries` (0 first), then the top statements in order")
+    statement: str | None = Field(default=None, description="a top statement's normalised text")
+    calls: int | None = None
+    total_time_ms: float | None = None
     cost_before: float | None = None
     cost_after: float | None = None
     improvement: float | None = None
@@ -244,38 +274,50 @@ class WorkloadAdvice(BaseModel):
     dialect_notes: list[str] = Field(default_factory=list)
 
 
-async def advise_workload(database: Database, items: list[tuple[Verdict, exp.Expr, dict[str, Any]]]) -> WorkloadAdvice:
+async def top_statements(database: Database, limit: int) -> list[tuple[str, int, float]]:
+    """The costliest statements the database's statistics know (PostgreSQL: pg_stat_statements)."""
+    async with _transaction(database, False) as (_tx, conn):
+        return await database.driver.top_statements(conn, limit)
+
+
+async def advise_workload(database: Database, items: list[WorkloadItem]) -> WorkloadAdvice:
     """The smallest index set the planner proves for all ``items`` together."""
-    infos = await _structures(database, [v for v, _, _ in items])
-    writes = any(v.writes for v, _, _ in items)
+    infos = await _structures(database, [item.verdict for item in items])
+    writes = any(item.verdict.writes for item in items)
     selection = None
+    skipped: list[str] = []
     async with _transaction(database, writes) as (_tx, conn):
-        planned = await _plan_all(database, conn, items, infos, False, True)
+        found = await _plan_all(database, conn, items, infos, False, True, skipped)
+        kept = [(item, p) for item, p in zip(items, found, strict=True) if p is not None]
+        items = [item for item, _ in kept]
+        planned = [p for _, p in kept]
         pool = _union([c for p in planned for c in p.candidates])
         selection = await _choose(database, writes, planned, pool, conn)
     if selection is None:
         selection = await _choose(database, writes, planned, pool, None)
-    result = WorkloadAdvice()
+    result = WorkloadAdvice(dialect_notes=skipped)
     if selection is None:
-        result.queries = [QueryCost(query=i, cost_before=p.plan.total_cost, already_indexed=p.covered)
-                          for i, p in enumerate(planned)]
+        result.queries = [QueryCost(query=i, cost_before=p.plan.total_cost, already_indexed=p.covered,
+                                    statement=item.text, calls=item.calls, total_time_ms=item.total_time_ms)
+                          for i, (item, p) in enumerate(zip(items, planned, strict=True))]
         return result
     total_before = sum(p.plan.total_cost or 0.0 for p in planned)
-    for item in selection.chosen:
-        suggestion = _suggestion(item, selection, None)
-        if selection.verified and item.costs_after and item.costs_after[0] is not None:
+    for chosen in selection.chosen:
+        suggestion = _suggestion(chosen, selection, None)
+        if selection.verified and chosen.costs_after and chosen.costs_after[0] is not None:
             suggestion.cost_before = None
             suggestion.cost_after = None
-            suggestion.marginal_gain = item.marginal
+            suggestion.marginal_gain = chosen.marginal
             suggestion.verification = "hypopg: the planner uses it (see queries[].uses)"
         result.index_suggestions.append(suggestion)
-    for i, p in enumerate(planned):
+    for i, (item, p) in enumerate(zip(items, planned, strict=True)):
         after = selection.final_costs[i] if i < len(selection.final_costs) else None
         uses = [c.candidate.name for c in selection.chosen if _uses(c, i, p, selection.verified)]
         before = p.plan.total_cost
         result.queries.append(QueryCost(
             query=i, cost_before=before, cost_after=after, uses=uses, already_indexed=p.covered,
             improvement=round(1 - after / before, 4) if after is not None and before else None,
+            statement=item.text, calls=item.calls, total_time_ms=item.total_time_ms,
         ))
     if result.index_suggestions:
         finals = [c for c in selection.final_costs if c is not None]
@@ -286,7 +328,7 @@ async def advise_workload(database: Database, items: list[tuple[Verdict, exp.Exp
             improvement=round(1 - sum(finals) / total_before, 4) if finals and total_before else None,
             estimated_size_bytes=sum(sizes) if sizes else None,
         )
-    result.dialect_notes = list(selection.notes) if selection.verified else [selection.verification]
+    result.dialect_notes = skipped + (list(selection.notes) if selection.verified else [selection.verification])
     return result
 
 

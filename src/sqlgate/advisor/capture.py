@@ -9,6 +9,7 @@ caller rolls back.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from sqlglot import exp
@@ -19,11 +20,21 @@ from sqlgate.db.schema import TableInfo
 
 
 async def capture(dialect: Any, conn: Any, version: str, statement: exp.Expr, params: dict[str, Any],
-                  analyze: bool, timeout_ms: int) -> PlanSummary:
-    """The summarised plan of ``statement`` (executed too when ``analyze``)."""
+                  analyze: bool, timeout_ms: int, generic: bool = False) -> PlanSummary:
+    """The summarised plan of ``statement`` (executed too when ``analyze``; a generic plan
+    when ``generic``: the values are unknown)."""
     raw = await dialect.explain(conn, statement, params, analyze=analyze, timeout_ms=timeout_ms,
-                                server_version=version)
+                                server_version=version, generic=generic)
     return summarize.read(raw)
+
+
+_POSITIONAL = re.compile(r"(?<![\w$])\$(\d+)(?!\w)")
+
+
+def named_placeholders(text: str) -> str:
+    """pg_stat_statements' ``$1`` placeholders as sqlgate's ``:p1`` (outside quotes)."""
+    parts = re.split(r"('(?:[^']|'')*'|\"(?:[^\"]|\"\")*\")", text)
+    return "".join(part if i % 2 else _POSITIONAL.sub(r":p\1", part) for i, part in enumerate(parts))
 
 
 async def row_estimates(dialect: Any, conn: Any, infos: list[TableInfo]) -> dict[str, float]:

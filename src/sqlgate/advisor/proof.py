@@ -33,6 +33,7 @@ class Query:
     statement: exp.Expr
     params: dict[str, Any]
     cost: float | None  # the planner's cost as the schema is
+    generic: bool = False  # values unknown (pg_stat_statements): plan it as a generic plan
 
 
 @dataclass
@@ -91,7 +92,7 @@ class Trial:
         q = self.queries[query]
         indexes = [(self.candidates[m].name, self.candidates[m].create_statement) for m in ordered]
         return await self.dialect.plan_with_indexes(  # type: ignore[no-any-return]
-            self.conn, self.location, q.statement, q.params, indexes, self.timeout_ms, sizes=sizes
+            self.conn, self.location, q.statement, q.params, indexes, self.timeout_ms, sizes=sizes, generic=q.generic
         )
 
 

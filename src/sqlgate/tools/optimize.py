@@ -14,7 +14,16 @@ from mcp.server.mcpserver import Context
 from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import BaseModel, Field
 
-from sqlgate.advisor import Advice, WorkloadAdvice, advise, advise_workload, statement_to_plan
+from sqlgate.advisor import (
+    Advice,
+    WorkloadAdvice,
+    WorkloadItem,
+    advise,
+    advise_workload,
+    named_placeholders,
+    statement_to_plan,
+)
+from sqlgate.advisor import top_statements as advisor_top_statements
 from sqlgate.db.guard import check_parameters
 from sqlgate.errors import InvalidArgument, SqlgateError
 from sqlgate.tools.base import check_sql, database_for, record, require_dict, tool_result
@@ -106,22 +115,38 @@ each index must save at least 10 % of some query's cost given the others. Return
 `marginal_gain`, estimated size), `index_set` (total cost before/after), and per query
 (`queries`, by position) its cost before and after and the suggested indexes it uses.
 On SQLite the planner checks the candidates with real indexes rolled back; MySQL/MariaDB
-get the candidates unverified. Up to 20 queries; nothing is ever created or executed
+get the candidates unverified. Up to 20 statements; nothing is ever created or executed
 beyond EXPLAIN.
+
+`top_statements: N` adds the database's N costliest statements (by total time) from
+PostgreSQL's pg_stat_statements, where an administrator installed it: only statements
+the policy allows (allowed tables) are used, planned as generic plans since their values
+are unknown; each comes back with its text, calls and total time.
 """
 
 
 async def workload_optimization(
-    queries: Annotated[list[WorkloadQuery], Field(description="The queries to tune together (1 to 20)")],
     ctx: Context[Any],
+    queries: Annotated[
+        list[WorkloadQuery] | None, Field(description="The queries to tune together (up to 20)")
+    ] = None,
+    top_statements: Annotated[
+        int | None,
+        Field(description="Also take this database's N costliest statements by total time (1-20; PostgreSQL "
+                          "with pg_stat_statements; only those on allowed tables)"),
+    ] = None,
     database: Annotated[
         str | None, Field(description="Name of a configured database (default: the first)")
     ] = None,
 ) -> Annotated[CallToolResult, WorkloadResult]:
     started = time.perf_counter()
-    if not queries or len(queries) > MAX_WORKLOAD:
+    queries = queries or []
+    if top_statements is not None and not 1 <= top_statements <= MAX_WORKLOAD:
+        raise InvalidArgument(f"top_statements must be 1 to {MAX_WORKLOAD}", "ask for the few costliest statements")
+    if not (queries or top_statements) or len(queries) + (top_statements or 0) > MAX_WORKLOAD:
         raise InvalidArgument(
-            f"workload_optimization takes 1 to {MAX_WORKLOAD} queries, not {len(queries)}",
+            f"workload_optimization takes 1 to {MAX_WORKLOAD} statements (queries plus top_statements), "
+            f"not {len(queries) + (top_statements or 0)}",
             "pass the most frequent or most expensive queries",
         )
     db = await database_for(ctx, database)
@@ -130,10 +155,34 @@ async def workload_optimization(
         try:
             verdict = check_sql(db, item.query)
             params = check_parameters(verdict, require_dict(item.parameters, "parameters"))
-            items.append((verdict, statement_to_plan(verdict, item.query, False), params))
+            items.append(WorkloadItem(verdict, statement_to_plan(verdict, item.query, False), params))
         except SqlgateError as exc:
             exc.message = f"query {position}: {exc.message}"
             raise
+    if top_statements:
+        found = 0
+        for text, calls, total_ms in await advisor_top_statements(db, top_statements * 10):
+            # Statistics hold every statement the server ran: only what the policy would let an
+            # agent run is advised on (allowed tables, reads or allowed writes); the rest is skipped.
+            named = named_placeholders(text)
+            try:
+                verdict = check_sql(db, named)
+                params = check_parameters(verdict, dict.fromkeys(verdict.parameters))
+                statement = statement_to_plan(verdict, named, False)
+            except SqlgateError:
+                continue
+            if not verdict.tables:
+                continue  # no table: nothing to index (version(), set-up calls, ...)
+            items.append(WorkloadItem(verdict, statement, params, generic=True, text=text, calls=calls,
+                                      total_time_ms=round(total_ms, 3)))
+            found += 1
+            if found == top_statements:
+                break
+        if not items:
+            raise InvalidArgument(
+                "no statement in pg_stat_statements touches only allowed tables",
+                "pass the queries themselves in `queries`",
+            )
     advice = await advise_workload(db, items)
     return tool_result(
         WorkloadResult(**advice.model_dump(), duration_ms=round((time.perf_counter() - started) * 1000, 3))

@@ -423,7 +423,7 @@ class Dialect(ABC):
 
     async def explain(
         self, conn: Any, statement: exp.Expr, params: dict[str, Any], *, analyze: bool, timeout_ms: int,
-        server_version: str,
+        server_version: str, generic: bool = False,
     ) -> RawPlan:
         """The plan of ``statement`` (executed too when ``analyze``), on the advisor's transaction."""
         raise DatabaseError(
@@ -444,7 +444,7 @@ class Dialect(ABC):
 
     async def plan_with_indexes(
         self, conn: Any, location: str | None, statement: exp.Expr, params: dict[str, Any],
-        indexes: list[tuple[str, str]], timeout_ms: int, *, sizes: bool = False,
+        indexes: list[tuple[str, str]], timeout_ms: int, *, sizes: bool = False, generic: bool = False,
     ) -> WhatIfPlan:
         """Plan ``statement`` as if the ``(name, CREATE INDEX ...)`` indexes existed; nothing is kept."""
         raise DatabaseError(f"{self.name} cannot plan hypothetical indexes", UNVERIFIED_NO_WHAT_IF)
@@ -452,5 +452,12 @@ class Dialect(ABC):
     async def check_index(self, conn: Any, location: str | None, create_statement: str) -> str | None:
         """Why the server would refuse ``create_statement`` (None: it accepts it)."""
         return None
+
+    async def top_statements(self, conn: Any, limit: int) -> list[tuple[str, int, float]]:
+        """(normalised text with $n placeholders, calls, total ms) of the costliest statements."""
+        raise DatabaseError(
+            f"{self.name} keeps no statement statistics sqlgate can read (PostgreSQL: pg_stat_statements)",
+            "pass the queries themselves in `queries`",
+        )
 
     # --- end of plans and index advice

@@ -241,7 +241,7 @@ class MySQLDialect(Dialect):
 
     async def explain(
         self, conn: Any, statement: exp.Expr, params: dict[str, Any], *, analyze: bool, timeout_ms: int,
-        server_version: str,
+        server_version: str, generic: bool = False,
     ) -> RawPlan:
         sql = bind(statement, "mysql", params, lambda name: mysql_literal(conn, params[name]))
         version = server_version.lower()

@@ -285,10 +285,11 @@ class PostgresDialect(Dialect):
 
     async def explain(
         self, conn: Any, statement: exp.Expr, params: dict[str, Any], *, analyze: bool, timeout_ms: int,
-        server_version: str,
+        server_version: str, generic: bool = False,
     ) -> RawPlan:
-        options = "ANALYZE, BUFFERS, FORMAT JSON" if analyze else "FORMAT JSON"
-        return RawPlan("postgres-json", await _pg_explain(conn, statement, params, options, timeout_ms), analyze)
+        options = "ANALYZE, BUFFERS, FORMAT JSON" if analyze and not generic else "FORMAT JSON"
+        raw = await _pg_explain(conn, statement, params, options, timeout_ms, generic)
+        return RawPlan("postgres-json", raw, analyze and not generic)
 
     async def table_rows(self, conn: Any, schema: str | None, name: str) -> float | None:
         try:
@@ -319,7 +320,7 @@ class PostgresDialect(Dialect):
 
     async def plan_with_indexes(
         self, conn: Any, location: str | None, statement: exp.Expr, params: dict[str, Any],
-        indexes: list[tuple[str, str]], timeout_ms: int, *, sizes: bool = False,
+        indexes: list[tuple[str, str]], timeout_ms: int, *, sizes: bool = False, generic: bool = False,
     ) -> WhatIfPlan:
         backstop = timeout_ms / 1000 + 2
         # Hypothetical indexes live in the connection's memory, not in the transaction:
@@ -332,7 +333,7 @@ class PostgresDialect(Dialect):
                     "CROSS JOIN LATERAL hypopg_create_index(s.ddl) AS h ORDER BY s.n",
                     [ddl for _, ddl in indexes], timeout=backstop,
                 )
-                raw = await _pg_explain(conn, statement, params, "FORMAT JSON", timeout_ms)
+                raw = await _pg_explain(conn, statement, params, "FORMAT JSON", timeout_ms, generic)
                 found = [
                     await conn.fetchval("SELECT hypopg_relation_size($1)", row["indexrelid"]) if sizes else None
                     for row in created
@@ -364,12 +365,61 @@ class PostgresDialect(Dialect):
             await conn.execute("SELECT hypopg_reset()")
         return None
 
+    async def top_statements(self, conn: Any, limit: int) -> list[tuple[str, int, float]]:
+        """(normalised text, calls, total ms) of this database's costliest statements, from
+        pg_stat_statements where an administrator installed it (sqlgate never creates it)."""
+        from sqlgate.errors import DatabaseError
+
+        hint = ("an administrator can enable it (shared_preload_libraries = 'pg_stat_statements', then "
+                "CREATE EXTENSION pg_stat_statements); or pass the queries themselves in `queries`")
+        if not await conn.fetchval("SELECT 1 FROM pg_extension WHERE extname = 'pg_stat_statements'"):
+            raise DatabaseError("pg_stat_statements is not installed in this database", hint)
+        try:
+            async with conn.transaction():
+                rows = await conn.fetch(
+                    "SELECT query, calls, total_exec_time FROM pg_stat_statements WHERE toplevel AND dbid = "
+                    "(SELECT oid FROM pg_database WHERE datname = current_database()) "
+                    "ORDER BY total_exec_time DESC LIMIT $1", limit,
+                )
+        except Exception as exc:  # noqa: BLE001 - not preloaded, no privilege: say so
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise DatabaseError(f"pg_stat_statements cannot be read: {first}", hint) from None
+        return [(str(r["query"]), int(r["calls"]), float(r["total_exec_time"])) for r in rows]
+
     # --- end of plans and index advice
 
 
-async def _pg_explain(conn: Any, statement: exp.Expr, params: dict[str, Any], options: str, timeout_ms: int) -> Any:
-    """sqlgate's fixed ``EXPLAIN (options)`` before the checked statement, values bound by asyncpg."""
+async def _pg_explain(conn: Any, statement: exp.Expr, params: dict[str, Any], options: str, timeout_ms: int,
+                      generic: bool = False) -> Any:
+    """sqlgate's fixed ``EXPLAIN (options)`` before the checked statement, values bound by asyncpg.
+
+    ``generic``: the values are unknown (statements from pg_stat_statements), so plan
+    the statement as a prepared statement's generic plan (PostgreSQL 15 has no
+    ``EXPLAIN (GENERIC_PLAN)``): PREPARE, EXPLAIN EXECUTE with NULLs, DEALLOCATE, in a
+    savepoint, with plan_cache_mode forced for this transaction only.
+    """
     backstop = timeout_ms / 1000 + 2
+    if generic:
+        order: list[str] = []
+
+        def marker(name: str) -> str:
+            if name not in order:
+                order.append(name)
+            return f"${order.index(name) + 1}"
+
+        sql = bind(statement, "postgres", params, marker)
+        nulls = ", ".join("NULL" for _ in order)
+        async with conn.transaction():
+            await conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+            await conn.execute(f"PREPARE sqlgate_generic AS {sql}", timeout=backstop)
+            try:
+                raw = await conn.fetchval(
+                    f"EXPLAIN ({options}) EXECUTE sqlgate_generic" + (f"({nulls})" if order else ""),
+                    timeout=backstop,
+                )
+            finally:
+                await conn.execute("DEALLOCATE sqlgate_generic")
+        return json.loads(raw) if isinstance(raw, str) else raw
     prepared, args = await pg_prepare(conn, statement, params, backstop, prefix=f"EXPLAIN ({options}) ")
     raw = await prepared.fetchval(*args, timeout=backstop)
     return json.loads(raw) if isinstance(raw, str) else raw

@@ -274,7 +274,7 @@ class SQLiteDialect(Dialect):
 
     async def explain(
         self, conn: Any, statement: exp.Expr, params: dict[str, Any], *, analyze: bool, timeout_ms: int,
-        server_version: str,
+        server_version: str, generic: bool = False,
     ) -> RawPlan:
         sql = bind(statement, "sqlite", params, lambda name: f":{name}")
         args = {name: _sqlite_param(value) for name, value in params.items()}
@@ -315,7 +315,7 @@ class SQLiteDialect(Dialect):
 
     async def plan_with_indexes(
         self, conn: Any, location: str | None, statement: exp.Expr, params: dict[str, Any],
-        indexes: list[tuple[str, str]], timeout_ms: int, *, sizes: bool = False,
+        indexes: list[tuple[str, str]], timeout_ms: int, *, sizes: bool = False, generic: bool = False,
     ) -> WhatIfPlan:
         import asyncio
 
