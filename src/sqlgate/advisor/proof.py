@@ -128,8 +128,9 @@ async def select(trial: Trial, syntax: IndexSyntax, dialect_name: str, min_gain:
     for _, hits, _ in first:
         used |= hits
     for index in sorted(everything - used):
-        notes.append(f"dropped suggestion {trial.candidates[index].create_statement}: "
-                     f"{_who(trial)} does not use it")
+        if trial.candidates[index].primary:  # the other shapes are alternatives tried on the way
+            notes.append(f"dropped suggestion {trial.candidates[index].create_statement}: "
+                         f"{_who(trial)} does not use it")
     if not used:
         return Selection([], [q.cost for q in trial.queries], notes, True)
     costs = first[0][0] is not None and all(q.cost is not None for q in trial.queries)
@@ -194,6 +195,8 @@ async def _eliminate(trial: Trial, members: frozenset[int], min_gain: float,
             return members, marginals
         members = members - {weakest}
         shown = marginals[weakest]
+        if not trial.candidates[weakest].primary:
+            continue
         notes.append(f"dropped suggestion {trial.candidates[weakest].create_statement}: {_who(trial)} gains only "
                      f"{shown:.1%} from it given the others (under the {min_gain:.0%} minimum)")
     return members, {}
