@@ -1,72 +1,286 @@
-"""Functions that are never allowed through sqlgate; the lists live in each dialect's
-safety profile (``safety/profiles/<dialect>.py``, ``SafetyProfile.denied_functions``).
+"""Which functions a statement may call: a per-dialect allowlist, on by default.
 
-A function is denied when it has side effects, touches files, the network or other
-processes, changes session or server state, runs SQL given as text (which would bypass
-the table whitelist), reads other sessions' activity, or can stall the server. The lists
-come from each database's function reference (PostgreSQL "System Administration
-Functions", "Large Objects", dblink/adminpack/pg_prewarm docs; MySQL/MariaDB "Locking",
-"Miscellaneous" and "Information" functions; SQLite core functions and the fileio, zipfile
-and pragma table-valued functions). Names ending in ``*`` are prefixes.
+Admit the known-safe, never enumerate the dangerous: each dialect has one data file,
+``safety/profiles/functions/<dialect>.toml``, listing the built-ins analytics uses (math,
+string, regex, date/time, aggregates, window, JSON/array readers, conditionals, full-text
+readers), in groups with a reason each, and a sample call per function (a test runs every
+sample on the real server). Anything else is ``FUNCTION_NOT_ALLOWED``; a policy adds names
+with ``allowed_functions`` and removes them with ``denied_functions``.
 
-A policy can add names (``denied_functions``) or lift a built-in denial
-(``allowed_functions``; an exact name, which also lifts a matching prefix entry).
-Names are compared lower-cased whatever the quoting, and whatever schema qualifies the
-call (``pg_catalog.pg_sleep(1)`` is ``pg_sleep``). User-defined functions are not
-denied here: on a read_only database the database refuses their writes (read-only
-transactions), and the least-privilege role in the README limits what they can reach.
+Names are matched as the dialect spells the call, whatever class sqlglot parses it into:
+sqlglot turns MySQL ``LOCATE``/``INSTR``/``POSITION`` all into ``StrPosition``, so every
+listed sample is parsed once and the class it yields is what is admitted (and what a
+``denied_functions`` entry removes: denying ``locate`` also denies its synonyms, since the
+SQL sent is rendered from the class). Unknown calls stay ``Anonymous`` and are matched by
+name (lower-cased, or exactly when quoted where the database folds unquoted names).
+
+Also here, because they are the same side channels by other means:
+- a schema-qualified call runs a user-defined function unless the schema is the dialect's
+  catalog (``pg_catalog.lower`` is ``lower``; ``shop.f()`` is a stored function): refused;
+- casts and column definitions to types outside sqlglot's built-in set (PostgreSQL
+  ``'secrets'::regclass`` resolves a table named in a string) are refused unless the
+  profile lists the type as harmless (``allowed_user_types``);
+- MySQL system variables (``@@datadir``) are refused except the profile's few harmless ones.
+Optimizer hints (``/*+ ... */``) are not calls: only the profile's hard-denied names
+(``denied_functions``, e.g. ``SET_VAR``) are refused inside them.
 """
 
 from __future__ import annotations
 
+import re
+import tomllib
+from dataclasses import dataclass
 from functools import lru_cache
+from importlib import resources
 
+import sqlglot
 from sqlglot import exp
+from sqlglot.errors import ErrorLevel
 
 from sqlgate.errors import PolicyViolation
 from sqlgate.safety import profiles
 from sqlgate.safety.profiles import SafetyProfile
 
-# sqlglot parses some of these into typed nodes rather than Anonymous calls.
-_TYPED_NAMES: dict[type[exp.Expr], str] = {}
-for _cls_name, _fn in (("Sleep", "sleep"), ("LastInsertId", "last_insert_id")):
-    if hasattr(exp, _cls_name):
-        _TYPED_NAMES[getattr(exp, _cls_name)] = _fn
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*\Z")
+_FROM = "FROM "
+_STRING = re.compile(r"'(?:[^']|'')*'")  # a sample that starts like this is a table-valued function
 
 
-def function_name(node: exp.Func) -> str:
-    if isinstance(node, exp.Anonymous):
-        return str(node.name).lower()
-    typed = _TYPED_NAMES.get(type(node))
-    if typed:
-        return typed
-    return node.sql_name().lower()
+@dataclass(frozen=True)
+class FunctionEntry:
+    """One allowlisted function of a dialect: its name, group and sample call."""
+
+    name: str
+    group: str
+    sample: str
+
+    @property
+    def table_valued(self) -> bool:
+        return self.sample.startswith(_FROM)
+
+    def query(self) -> str:
+        """The statement that runs the sample on a server."""
+        return f"SELECT * {self.sample}" if self.table_valued else f"SELECT {self.sample}"
 
 
-def _split(names: frozenset[str] | set[str]) -> tuple[frozenset[str], tuple[str, ...]]:
-    exact = frozenset(n for n in names if not n.endswith("*"))
-    prefixes = tuple(n[:-1] for n in names if n.endswith("*"))
-    return exact, prefixes
+@dataclass(frozen=True)
+class FunctionGroup:
+    name: str
+    reason: str
+    entries: tuple[FunctionEntry, ...]
+
+
+@dataclass(frozen=True)
+class Allowlist:
+    """A dialect's allowlist as read from its data file."""
+
+    groups: tuple[FunctionGroup, ...]
+    syntax: tuple[tuple[str, str], ...]
+    """(what, sample): operators and keywords sqlglot parses into function classes."""
+
+    def entries(self) -> tuple[FunctionEntry, ...]:
+        return tuple(e for g in self.groups for e in g.entries)
+
+
+@lru_cache(maxsize=8)
+def allowlist(dialect: str | SafetyProfile) -> Allowlist:
+    """The data file of ``dialect`` (``safety/profiles/functions/<name>.toml``)."""
+    profile = profiles.get(dialect)
+    text = resources.files("sqlgate.safety.profiles").joinpath("functions", f"{profile.name}.toml").read_text()
+    data = tomllib.loads(text)
+    groups = []
+    syntax: tuple[tuple[str, str], ...] = ()
+    for group_name, body in data.items():
+        if group_name == "syntax":
+            syntax = tuple((str(k), str(v)) for k, v in body["samples"].items())
+            continue
+        entries = tuple(
+            FunctionEntry(str(k).lower(), group_name, str(sample))
+            for k, v in body["functions"].items()
+            for sample in (v if isinstance(v, list) else [v])
+        )
+        groups.append(FunctionGroup(group_name, str(body["reason"]), entries))
+    return Allowlist(tuple(groups), syntax)
+
+
+# ------------------------------------------------------------------ compiled rule sets
+
+@dataclass(frozen=True)
+class _Rules:
+    names: frozenset[str]
+    """Allowed names of calls sqlglot leaves opaque (``Anonymous``)."""
+    classes: frozenset[type[exp.Expr]]
+    """Allowed typed function classes (from the samples, the syntax and the policy)."""
+    hard_denied: frozenset[str]
+    hard_prefixes: tuple[str, ...]
+
+
+def _parse_expressions(sql: str, profile: SafetyProfile) -> list[exp.Expr]:
+    """The select-list expressions (or the FROM source) of ``sql``; empty when it does not parse."""
+    try:
+        tree = sqlglot.parse_one(sql, read=profile.sqlglot_dialect, error_level=ErrorLevel.RAISE)
+    except Exception:  # noqa: BLE001 - a sample or name that does not parse admits nothing
+        return []
+    if not isinstance(tree, exp.Select):
+        return []
+    if tree.args.get("from_") is not None and [e.name for e in tree.expressions] == ["*"] and not tree.args.get("joins"):
+        source = tree.args["from_"].this
+        return [source.this if isinstance(source, exp.Table) else source]
+    return [e.this if isinstance(e, exp.Alias) else e for e in tree.expressions]
+
+
+def _outer_call(node: exp.Expr) -> exp.Func | None:
+    """The outermost function call of a sample (unwrapping ``pg_catalog.fn`` and parentheses)."""
+    while isinstance(node, (exp.Paren, exp.Dot)):
+        node = node.expression if isinstance(node, exp.Dot) else node.this
+    if isinstance(node, exp.Func):
+        return node
+    found = node.find(exp.Func)
+    return found
+
+
+def call_key(node: exp.Func, profile: SafetyProfile) -> str:
+    """The name an opaque call is compared by (quoted names are exact where unquoted ones fold)."""
+    this = node.this
+    if isinstance(this, exp.Identifier):
+        key = profile.identifier_key(this)
+        return key or ""
+    return str(node.name).lower()
+
+
+def _classes_and_names(entry_sql: str, profile: SafetyProfile) -> tuple[set[type[exp.Expr]], set[str]]:
+    classes: set[type[exp.Expr]] = set()
+    names: set[str] = set()
+    for expression in _parse_expressions(entry_sql, profile):
+        call = _outer_call(expression)
+        if call is None:
+            continue
+        if isinstance(call, exp.Anonymous):
+            names.add(call_key(call, profile))
+        else:
+            classes.add(type(call))
+    return classes, names
+
+
+def _name_shapes(name: str) -> tuple[str, ...]:
+    """Calls of ``name`` with 0-3 arguments: what a policy name could parse into."""
+    return (f"SELECT {name}()", f"SELECT {name}(x)", f"SELECT {name}(x, y)", f"SELECT {name}(x, y, z)")
+
+
+@lru_cache(maxsize=8)
+def _base(profile: SafetyProfile) -> tuple[frozenset[str], frozenset[type[exp.Expr]], dict[str, frozenset[type[exp.Expr]]]]:
+    """(names, classes, name -> classes) of the dialect's allowlist and syntax."""
+    data = allowlist(profile)
+    names: set[str] = set()
+    classes: set[type[exp.Expr]] = set()
+    by_name: dict[str, frozenset[type[exp.Expr]]] = {}
+    for entry in data.entries():
+        found_classes, found_names = _classes_and_names(entry.query(), profile)
+        names |= found_names
+        names.add(entry.name)
+        classes |= found_classes
+        by_name[entry.name] = by_name.get(entry.name, frozenset()) | found_classes
+        # sqlglot wraps column arguments in conversions it does not add around literals
+        # (strftime(fmt, col) holds TsOrDsToTimestamp(col)): admit what the call itself
+        # implies, from the sample with every string literal replaced by a column.
+        variant = _STRING.sub("x", entry.query())
+        for expression in _parse_expressions(variant, profile):
+            classes.update(type(n) for n in expression.find_all(exp.Func) if not isinstance(n, exp.Anonymous))
+    for _what, sample in data.syntax:
+        for expression in _parse_expressions(f"SELECT {sample}", profile):
+            for node in expression.find_all(exp.Func):
+                if isinstance(node, exp.Anonymous):
+                    names.add(call_key(node, profile))  # ROW(...)
+                else:
+                    classes.add(type(node))
+    return frozenset(names), frozenset(classes), by_name
 
 
 @lru_cache(maxsize=256)
-def _deny_rules(profile: SafetyProfile, allowed: tuple[str, ...], denied: tuple[str, ...]) -> tuple[
-    frozenset[str], tuple[str, ...], frozenset[str]
-]:
-    """(exact names, prefixes, lifted names) for one dialect and policy."""
-    names = set(profile.denied_functions) | {d.lower().strip() for d in denied}
-    lifted = frozenset(a.lower().strip() for a in allowed)
-    exact, prefixes = _split(names - lifted)
-    return exact, prefixes, lifted
+def _rules(profile: SafetyProfile, allowed: tuple[str, ...], denied: tuple[str, ...]) -> _Rules:
+    base_names, base_classes, by_name = _base(profile)
+    names = set(base_names)
+    classes = set(base_classes)
+    lifted = {a.strip().lower() for a in allowed if a.strip()}
+    for name in lifted:
+        if not _NAME.match(name):
+            continue
+        names.add(name)
+        for shape in _name_shapes(name):
+            found_classes, _ = _classes_and_names(shape, profile)
+            classes |= found_classes
+    for name in {d.strip().lower() for d in denied if d.strip()}:
+        if name.endswith("*"):
+            names = {n for n in names if not n.startswith(name[:-1])}
+            continue
+        names.discard(name)
+        classes -= by_name.get(name, frozenset())
+        if _NAME.match(name):
+            for shape in _name_shapes(name):
+                found_classes, _ = _classes_and_names(shape, profile)
+                classes -= found_classes
+    hard = {n for n in profile.denied_functions if n not in lifted}
+    exact = frozenset(n for n in hard if not n.endswith("*"))
+    prefixes = tuple(n[:-1] for n in hard if n.endswith("*"))
+    names = {n for n in names if n not in exact and not n.startswith(prefixes)} if prefixes else names - exact
+    return _Rules(frozenset(names), frozenset(classes), exact, prefixes)
 
 
-def is_denied(
-    name: str, dialect: str | SafetyProfile, allowed: tuple[str, ...] = (), denied: tuple[str, ...] = ()
-) -> bool:
-    exact, prefixes, lifted = _deny_rules(profiles.get(dialect), allowed, denied)
-    if name in lifted:
-        return False
-    return name in exact or name.startswith(prefixes)
+# ------------------------------------------------------------------ the check
+
+def function_name(node: exp.Func, dialect: str | SafetyProfile) -> str:
+    """The name a call is shown by: as written for opaque calls, as rendered for typed ones."""
+    profile = profiles.get(dialect)
+    if isinstance(node, exp.Anonymous):
+        return str(node.name)
+    try:
+        rendered = node.sql(profile.sqlglot_dialect)
+    except Exception:  # noqa: BLE001 - only for the message
+        rendered = ""
+    head = rendered.split("(", 1)[0].strip()
+    return head if _NAME.match(head) else node.sql_name().lower()
+
+
+def is_allowed(name: str, dialect: str | SafetyProfile, allowed: tuple[str, ...] = (), denied: tuple[str, ...] = ()) -> bool:
+    """Whether a call of ``name`` passes (by name, or by the class its calls parse into)."""
+    profile = profiles.get(dialect)
+    rules = _rules(profile, tuple(allowed), tuple(denied))
+    key = name.lower()
+    if key in rules.names:
+        return True
+    found = False
+    for shape in _name_shapes(key):
+        classes, names = _classes_and_names(shape, profile)
+        if names and not names <= rules.names:
+            return False
+        if classes and not classes <= rules.classes:
+            return False
+        found = found or bool(classes)
+    return found
+
+
+def is_denied(name: str, dialect: str | SafetyProfile, allowed: tuple[str, ...] = (), denied: tuple[str, ...] = ()) -> bool:
+    return not is_allowed(name, dialect, allowed, denied)
+
+
+def _refuse(node: exp.Func, profile: SafetyProfile, why: str = "") -> PolicyViolation:
+    name = function_name(node, profile)
+    return PolicyViolation(
+        f"function {name}() is not allowed{why}",
+        f"sqlgate admits the built-in {profile.name} functions analytics uses (docs/functions.md); "
+        f"rewrite the query without {name}(), or, if it is safe here, an operator can add it with "
+        f"allowed_functions={name.lower()}",
+        code="FUNCTION_NOT_ALLOWED",
+    )
+
+
+def _qualifier_allowed(qualifier: exp.Expr | None, profile: SafetyProfile) -> bool:
+    if qualifier is None:
+        return True
+    if isinstance(qualifier, (exp.Identifier, exp.Var)):
+        return (profile.identifier_key(qualifier) if isinstance(qualifier, exp.Identifier)
+                else str(qualifier.this).lower()) in profile.function_schemas
+    return False
 
 
 def check_functions(
@@ -75,15 +289,73 @@ def check_functions(
     allowed: tuple[str, ...],
     denied: tuple[str, ...],
 ) -> None:
-    exact, prefixes, lifted = _deny_rules(profiles.get(dialect), allowed, denied)
-    for node in statement.find_all(exp.Func):
-        name = function_name(node)
-        if name in lifted:
-            continue
-        if name in exact or (prefixes and name.startswith(prefixes)):
-            raise PolicyViolation(
-                f"function {name}() is not allowed",
-                "it has side effects, reaches outside the database or can stall it; rewrite "
-                "the query without it (an operator can lift this with allowed_functions)",
-                code="FUNCTION_NOT_ALLOWED",
-            )
+    """Refuse calls, casts and system variables outside the dialect's allowlist."""
+    profile = profiles.get(dialect)
+    rules = _rules(profile, allowed, denied)
+    names, classes = rules.names, rules.classes
+    for node in statement.walk():
+        if isinstance(node, exp.Func):
+            if isinstance(node, exp.Anonymous):
+                key = call_key(node, profile)
+                if key not in names:
+                    if _in_hint(node):
+                        if key in rules.hard_denied or (rules.hard_prefixes and key.startswith(rules.hard_prefixes)):
+                            raise _refuse(node, profile, " (it changes session settings or lifts a limit)")
+                        continue
+                    raise _refuse(node, profile)
+            elif type(node) not in classes:
+                if _in_hint(node):
+                    continue
+                raise _refuse(node, profile)
+            parent = node.parent
+            if isinstance(parent, exp.Dot) and parent.expression is node and not _qualifier_allowed(parent.this, profile):
+                raise _refuse(node, profile, " as a schema-qualified call (that names a user-defined function)")
+            if isinstance(parent, exp.Table) and parent.this is node and not _qualifier_allowed(parent.args.get("db"), profile):
+                raise _refuse(node, profile, " as a schema-qualified call (that names a user-defined function)")
+        elif isinstance(node, exp.DataType):
+            _check_type(node, profile)
+        elif isinstance(node, exp.SessionParameter):
+            _check_system_variable(node, profile)
+
+
+def _in_hint(node: exp.Expr) -> bool:
+    parent = node.parent
+    while parent is not None:
+        if isinstance(parent, exp.Hint):
+            return True
+        parent = parent.parent
+    return False
+
+
+def _check_type(node: exp.DataType, profile: SafetyProfile) -> None:
+    if node.this is not exp.DataType.Type.USERDEFINED:
+        return
+    kind = str(node.args.get("kind") or "")
+    key = kind.rsplit(".", 1)[-1].strip('"').lower()
+    qualifier = kind.rsplit(".", 1)[0].strip('"').lower() if "." in kind else ""
+    if key in profile.allowed_user_types and (not qualifier or qualifier in profile.function_schemas):
+        return
+    raise PolicyViolation(
+        f"the type {kind} is not allowed in a cast or column definition",
+        "cast to a standard type (int, numeric, text, date, timestamp, json, ...); types such as "
+        "regclass resolve object names written in strings and are refused",
+        code="FUNCTION_NOT_ALLOWED",
+    )
+
+
+def _check_system_variable(node: exp.SessionParameter, profile: SafetyProfile) -> None:
+    name = str(node.name).lower()
+    if name in profile.allowed_system_variables:
+        return
+    raise PolicyViolation(
+        f"the system variable @@{node.name} is not available",
+        "server settings and paths are not readable through sqlgate; "
+        f"readable: {', '.join('@@' + v for v in sorted(profile.allowed_system_variables)) or 'none'}",
+        code="STATEMENT_NOT_ALLOWED",
+    )
+
+
+__all__ = [
+    "Allowlist", "FunctionEntry", "FunctionGroup", "allowlist", "call_key", "check_functions", "function_name",
+    "is_allowed", "is_denied",
+]

@@ -68,7 +68,9 @@ class SafetyProfile:
     url_schemes: frozenset[str]
     """Database URL schemes (the part before ``://``, driver suffix included) that select it."""
     denied_functions: frozenset[str]
-    """Functions never allowed (lower-case; a trailing ``*`` makes a prefix)."""
+    """Never on the default allowlist (lower-case; a trailing ``*`` makes a prefix): a test
+    checks the allowlist against it, and optimizer hints are checked against it. Only an
+    explicit ``allowed_functions`` entry admits one of these."""
     identifier_case: IdentifierCase
     catalog_schemas: frozenset[str]
     """System schemas: never user data, never whitelisted by reflection."""
@@ -86,6 +88,13 @@ class SafetyProfile:
     bare_parameter_prefixes: str = ""
     """First characters of driver placeholders sqlglot reads as column names (SQLite ``$x``, ``@x``)."""
     explain_syntax: ExplainSyntax = ExplainSyntax.OPTIONS
+    function_schemas: frozenset[str] = frozenset()
+    """Schemas whose functions are the built-ins (PostgreSQL ``pg_catalog``): a call qualified
+    by any other schema names a user-defined function and is refused."""
+    allowed_user_types: frozenset[str] = frozenset()
+    """Type names sqlglot does not know that casts may still name (harmless ones, lower-case)."""
+    allowed_system_variables: frozenset[str] = frozenset()
+    """``@@name`` system variables a query may read (MySQL: only harmless ones)."""
     # identifier_key runs for every table reference: an enum member lookup there costs
     # more than the rest of the function, so the case rule is resolved once here.
     _quoted_exact: bool = field(init=False, repr=False)

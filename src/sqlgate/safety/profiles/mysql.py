@@ -57,4 +57,6 @@ PROFILE = SafetyProfile(
     keyword_tables=frozenset({"dual"}),
     variables_as_parameters=True,
     explain_syntax=ExplainSyntax.OPTIONS,
+    # Harmless to read; every other @@variable can reveal paths, hosts or settings.
+    allowed_system_variables=frozenset({"version", "version_comment", "time_zone", "system_time_zone"}),
 )

@@ -106,4 +106,7 @@ PROFILE = SafetyProfile(
     # ``row_to_json(c)``, ``c`` in a select list: the whole row of table/alias c.
     whole_row_references=True,
     explain_syntax=ExplainSyntax.OPTIONS,
+    function_schemas=frozenset({"pg_catalog"}),
+    # regconfig names a text-search configuration (to_tsvector('english'::regconfig, ...)).
+    allowed_user_types=frozenset({"regconfig"}),
 )
