@@ -138,6 +138,9 @@ class Settings(BaseSettings):
     max_result_bytes: int = Field(
         default=256 * 1024, ge=1024, description="Budget of serialized rows per result"
     )
+    max_value_bytes: int = Field(
+        default=64 * 1024, ge=256, description="Longest single value returned; longer ones are cut with a marker"
+    )
     untrusted_data_boundary: bool = Field(
         default=True,
         description="Wrap rows in the text content of results between per-call random markers (data, not instructions)",

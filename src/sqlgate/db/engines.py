@@ -55,6 +55,7 @@ class Database:
     policy: Policy
     max_result_bytes: int
     display_url: str
+    max_value_bytes: int = 64 * 1024  # any single value is cut there (db/results.py)
     demo: bool = False
     server_version: str = ""
     pool_timeout_s: float = 10.0
@@ -259,6 +260,7 @@ def create_database(config: ResolvedDatabase, settings: Settings) -> Database:
         driver=driver,
         policy=policy,
         max_result_bytes=settings.max_result_bytes,
+        max_value_bytes=settings.max_value_bytes,
         display_url=mask_secrets(url.render_as_string(hide_password=True)),
         demo=config.demo,
         pool_timeout_s=settings.pool_timeout_s,

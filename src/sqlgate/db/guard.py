@@ -21,7 +21,7 @@ from sqlalchemy import exc as sa_exc
 
 from sqlgate.db import boundary
 from sqlgate.db.dialects import ISOLATION_LEVELS, RawResult
-from sqlgate.db.results import convert_rows
+from sqlgate.db.results import RowBudget
 from sqlgate.errors import InvalidArgument, PoolExhausted, SqlgateError
 from sqlgate.safety.rules import READ_KINDS
 
@@ -40,6 +40,7 @@ class StatementResult:
     row_count: int = 0
     truncated: bool = False
     truncated_by: str | None = None
+    truncated_values: int = 0  # values cut at max_value_bytes
     rows_affected: int | None = None
     statement_kind: str = ""
     duration_ms: float = 0.0
@@ -54,6 +55,8 @@ def check_parameters(verdict: Verdict, params: dict[str, Any] | None) -> dict[st
             f"parameter(s) not used by the query: {', '.join(extra)}",
             f"the query's placeholders are: {expected}",
         )
+    if verdict.bound:  # literals the verdict cache hoisted into parameters (safety.shapes)
+        params.update(verdict.bound)
     return params
 
 
@@ -131,10 +134,16 @@ class GuardedTransaction:
             raise InvalidArgument("the transaction is no longer active", "start a new one")
         try:
             async with self.step():
-                return await run_statements(
-                    self.database, self.connection, verdict, params, fetch_mode, max_rows,
-                    max_result_bytes, self.timeout_ms,
-                )
+                try:
+                    return await run_statements(
+                        self.database, self.connection, verdict, params, fetch_mode, max_rows,
+                        max_result_bytes, self.timeout_ms,
+                    )
+                except ResultCut as cut:  # the statement holds the connection: it cannot go on
+                    self.active = False
+                    assert self._lease is not None
+                    await self._lease.discard(cancel=True)
+                    return cut.result
         except BaseException:
             # The statement failed: the transaction is now unusable on PostgreSQL and
             # must not be half-committed anywhere. Roll back and give the connection up.
@@ -223,17 +232,27 @@ async def run_statements(
     params = check_parameters(verdict, params)
     cap = min(max_rows or database.policy.max_rows, database.policy.max_rows)
     fetch = {"one": 1, "scalar": 1, "none": 0}.get(fetch_mode, cap)
+    max_bytes = max_result_bytes or database.max_result_bytes
     started = time.perf_counter()
     raw = RawResult([], [], None, False)
+    budget = RowBudget(1, max_bytes, database.max_value_bytes)
     affected_total: int | None = None
     try:
         for statement in verdict.expressions:
             # Each driver binds only the placeholders its statement has (from the cached
-            # SQL template); the other statements' values are simply not used.
-            raw = await database.driver.execute(conn, statement, params, max(fetch, 1), timeout_ms)
+            # SQL template); the other statements' values are simply not used. Rows are
+            # converted and sized as they arrive (db.results.RowBudget): the fetch stops
+            # at the row cap or the byte budget, whichever comes first.
+            budget = RowBudget(max(fetch, 1), max_bytes, database.max_value_bytes)
+            raw = await database.driver.execute(conn, statement, params, budget, timeout_ms)
+            if raw.unread:
+                # The statement still holds the connection: stop it in the database.
+                raise ResultCut(shape(raw, budget, verdict, fetch_mode, affected_total, started))
             if raw.rows_affected is not None and raw.rows_affected >= 0:
                 affected_total = (affected_total or 0) + raw.rows_affected
     except SqlgateError:
+        raise
+    except ResultCut:
         raise
     except Exception as exc:  # driver errors; cancellation propagates untouched
         raise database.driver.map_error(exc, timeout_ms) from exc
@@ -242,16 +261,24 @@ async def run_statements(
         # here (timeouts included), whatever the driver; one float compare per call.
         if time.perf_counter() - started > database.slow_query_s:
             database.slow_queries += 1
-    return shape(raw, verdict, fetch_mode, cap, max_result_bytes or database.max_result_bytes,
-                 affected_total, started)
+    return shape(raw, budget, verdict, fetch_mode, affected_total, started)
+
+
+class ResultCut(Exception):  # noqa: N818 - a control-flow signal, not an error
+    """The budget stopped a fetch the driver cannot end by itself (rows left unread on
+    the connection): the boundary cancels the statement and discards the connection,
+    then the result goes out."""
+
+    def __init__(self, result: StatementResult) -> None:
+        super().__init__("result cut by the byte budget")
+        self.result = result
 
 
 def shape(
     raw: RawResult,
+    budget: RowBudget,
     verdict: Verdict,
     fetch_mode: str,
-    cap: int,
-    max_bytes: int,
     affected: int | None,
     started: float,
 ) -> StatementResult:
@@ -259,11 +286,9 @@ def shape(
     rows: list[list[Any]] = []
     truncated_by = None
     if fetch_mode != "none":
-        rows, cut = convert_rows(raw.rows, max_bytes)
-        if cut:
-            truncated_by = "max_result_bytes"
-        elif raw.more and fetch_mode == "all":
-            truncated_by = "max_rows"
+        rows = raw.rows
+        if budget.truncated_by == "max_result_bytes" or (budget.truncated_by and fetch_mode == "all"):
+            truncated_by = budget.truncated_by
         if fetch_mode in ("one", "scalar"):
             rows = rows[:1]
     is_read = kind in _READ_KINDS
@@ -273,6 +298,7 @@ def shape(
         row_count=len(rows),
         truncated=truncated_by is not None,
         truncated_by=truncated_by,
+        truncated_values=budget.truncated_values if fetch_mode != "none" else 0,
         rows_affected=None if is_read else affected,
         statement_kind=kind,
         duration_ms=round((time.perf_counter() - started) * 1000, 3),
@@ -304,9 +330,13 @@ async def execute(
         # hold; a lone read needs no explicit transaction (one round trip, not three).
         async with boundary.call(database, timeout_ms) as lease:
             await database.driver.prepare_read(lease.conn, timeout_ms)
-            return await run_statements(
-                database, lease.conn, verdict, params, fetch_mode, max_rows, max_result_bytes, timeout_ms
-            )
+            try:
+                return await run_statements(
+                    database, lease.conn, verdict, params, fetch_mode, max_rows, max_result_bytes, timeout_ms
+                )
+            except ResultCut as cut:
+                await lease.discard(cancel=True)  # stop the rest in the database; never pool it
+                return cut.result
     async with GuardedTransaction(database, timeout_ms=timeout_ms) as tx:
         return await tx.run(
             verdict, params, fetch_mode=fetch_mode, max_rows=max_rows, max_result_bytes=max_result_bytes

@@ -86,21 +86,149 @@ def iso_duration(delta: dt.timedelta) -> str:
     return out + ("T" + time_part if time_part else "")
 
 
-def convert_rows(
-    rows: Iterable[Sequence[Any]], max_bytes: int
-) -> tuple[list[list[Any]], bool]:
-    """JSON-safe rows, stopping before the serialized rows would exceed ``max_bytes``.
+# The first fetch of a result whose row width is unknown takes this many rows; later
+# fetches are sized from the widest row seen so far to fill what is left of the budget.
+FIRST_CHUNK_ROWS = 8
+MAX_CHUNK_ROWS = 1000
+# What a value that is not text, bytes or JSON counts toward a row's size before converting.
+_SCALAR_BYTES = 24
+_MARKER = "…[sqlgate: cut at {limit} bytes; {more} more {unit}]"
 
-    Returns the rows and whether the byte budget cut the result. The first row is
-    always kept (a single huge row is still an answer).
+
+class RowBudget:
+    """Rows converted and sized as they arrive, up to ``max_rows`` rows and
+    ``max_bytes`` of serialized JSON, with every value cut at ``max_value_bytes``.
+
+    A dialect's fetch loop asks ``chunk()`` how many rows to fetch next and hands them
+    to ``take()``, which returns False once nothing more is wanted (the row cap was
+    passed, or the byte budget is spent): the fetch stops there and the statement is
+    closed. So at most one chunk of raw rows is held beside the kept, converted rows,
+    and a chunk is sized to what the budget has left (``docs/limits.md``).
     """
-    out: list[list[Any]] = []
-    used = 0
-    for row in rows:
-        converted = [v if type(v) in _SIMPLE else to_json_safe(v) for v in row]
-        size = len(json.dumps(converted, ensure_ascii=False, separators=(",", ":"))) + 1
-        if out and used + size > max_bytes:
-            return out, True
-        used += size
-        out.append(converted)
-    return out, False
+
+    __slots__ = (
+        "max_bytes", "max_rows", "max_value_bytes", "more", "rows", "truncated_by", "truncated_values",
+        "used", "widest",
+    )
+
+    def __init__(self, max_rows: int, max_bytes: int, max_value_bytes: int) -> None:
+        self.max_rows = max_rows
+        self.max_bytes = max_bytes
+        self.max_value_bytes = max_value_bytes
+        self.rows: list[list[Any]] = []
+        self.used = 0
+        self.widest = 0  # the widest raw row seen, in approximate bytes
+        self.truncated_by: str | None = None
+        self.truncated_values = 0
+        self.more = False  # the database had rows beyond the ones kept
+
+    @property
+    def full(self) -> bool:
+        return self.truncated_by is not None
+
+    def chunk(self, first: int = FIRST_CHUNK_ROWS) -> int:
+        """How many rows to fetch next (one more than the cap, to see whether there are more)."""
+        left = self.max_rows + 1 - len(self.rows)
+        if not self.widest:
+            return max(1, min(left, first))
+        room = max(self.max_bytes - self.used, 0)
+        return max(1, min(left, MAX_CHUNK_ROWS, room // self.widest + 1))
+
+    def take(self, rows: Iterable[Sequence[Any]]) -> bool:
+        """Keep ``rows`` while they fit; False once the result is complete or cut."""
+        if self.truncated_by is not None:
+            return False
+        for row in rows:
+            if len(self.rows) >= self.max_rows:
+                self.more = True
+                self.truncated_by = "max_rows"
+                return False
+            self.widest = max(self.widest, _raw_size(row))
+            cut_before = self.truncated_values
+            converted = [self._value(v) for v in row]
+            size = _json_size(converted)
+            if size > self.max_bytes and not self.rows:
+                # The first row is always an answer: its values are cut further to fit.
+                per_value = max(64, (self.max_bytes - 96 * len(converted)) // max(len(converted), 1))
+                self.truncated_values = cut_before
+                converted = [self._value(v, per_value) for v in row]
+                size = _json_size(converted)
+            if self.rows and self.used + size > self.max_bytes:
+                self.truncated_values = cut_before  # this row is not returned
+                self.more = True
+                self.truncated_by = "max_result_bytes"
+                return False
+            self.used += size
+            self.rows.append(converted)
+        return True
+
+    def _value(self, value: Any, limit: int | None = None) -> Any:
+        limit = self.max_value_bytes if limit is None else min(limit, self.max_value_bytes)
+        if type(value) in _SIMPLE and not isinstance(value, str):
+            return value
+        if isinstance(value, str):
+            cut = cut_text(value, limit)
+        elif isinstance(value, bytes | bytearray | memoryview):
+            cut = _cut_bytes(bytes(value), limit)
+        else:
+            converted = to_json_safe(value)
+            if isinstance(converted, str):
+                cut = cut_text(converted, limit)
+            elif isinstance(converted, dict | list):
+                text = json.dumps(converted, ensure_ascii=False, separators=(",", ":"))
+                if len(text) <= limit // 4 or len(text.encode()) <= limit:
+                    return converted
+                cut = cut_text(text, limit)  # too big: its JSON text, cut (a string now)
+                if cut is None:  # pragma: no cover - cut_text cuts a text longer than limit
+                    return converted
+            else:
+                return converted
+        if cut is None:
+            return value if isinstance(value, str) else to_json_safe(value)
+        self.truncated_values += 1
+        return cut
+
+
+def cut_text(text: str, limit: int) -> str | None:
+    """``text`` cut to at most ``limit`` UTF-8 bytes plus a visible marker; None if it fits."""
+    if len(text) * 4 <= limit:
+        return None
+    head = text[:limit]
+    encoded = head.encode("utf-8")
+    if len(head) == len(text) and len(encoded) <= limit:
+        return None
+    if len(encoded) > limit:
+        head = encoded[:limit].decode("utf-8", "ignore")
+    return head + _MARKER.format(limit=limit, more=len(text) - len(head), unit="characters")
+
+
+def _cut_bytes(data: bytes, limit: int) -> str | None:
+    if len(data) * 4 // 3 + 10 <= limit:
+        return None
+    keep = max((limit - 7) * 3 // 4, 0)
+    head = "base64:" + base64.b64encode(data[:keep]).decode("ascii")
+    return head + _MARKER.format(limit=limit, more=len(data) - keep, unit="bytes")
+
+
+def _raw_size(row: Sequence[Any]) -> int:
+    size = 2
+    for value in row:
+        if isinstance(value, str | bytes | bytearray):
+            size += len(value) + 3
+        else:
+            size += _SCALAR_BYTES
+    return size
+
+
+def _json_size(row: list[Any]) -> int:
+    return len(json.dumps(row, ensure_ascii=False, separators=(",", ":"), default=str)) + 1
+
+
+def convert_rows(
+    rows: Iterable[Sequence[Any]], max_bytes: int, max_value_bytes: int = 64 * 1024
+) -> tuple[list[list[Any]], bool]:
+    """JSON-safe rows under a ``RowBudget`` without a row cap: the rows and whether the
+    byte budget cut the result."""
+    budget = RowBudget(1 << 62, max_bytes, max_value_bytes)
+    budget.take(rows)
+    return budget.rows, budget.truncated_by == "max_result_bytes"

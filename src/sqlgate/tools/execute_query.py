@@ -17,6 +17,7 @@ class QueryResult(BaseModel):
     rows: list[list[Any]]
     row_count: int
     truncated: bool
+    truncated_values: int | None = None  # values cut at max_value_bytes (marker at their end)
     statement_kind: str
     duration_ms: float
     rows_affected: int | None = None
@@ -103,6 +104,7 @@ async def execute_query(
             rows=result.rows,
             row_count=result.row_count,
             truncated=result.truncated,
+            truncated_values=result.truncated_values or None,
             statement_kind=result.statement_kind,
             duration_ms=result.duration_ms,
             rows_affected=result.rows_affected,

@@ -53,15 +53,20 @@ from sqlgate.logging import mask_secrets
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL
 
+    from sqlgate.db.results import RowBudget
+
 ISOLATION_LEVELS = ("read_committed", "repeatable_read", "serializable", "read_uncommitted")
 
 
 @dataclass
 class RawResult:
     columns: list[str]
-    rows: list[tuple[Any, ...]]
+    rows: list[Any]  # the rows the fetch kept (converted by the RowBudget when it had one)
     rows_affected: int | None
     more: bool  # the database had more rows than were fetched
+    # Rows were left unread and the statement may still hold the connection: the
+    # boundary stops it in the database and discards the connection.
+    unread: bool = False
 
 
 @dataclass
@@ -336,9 +341,11 @@ class Dialect(ABC):
 
     @abstractmethod
     async def execute(
-        self, conn: Any, statement: exp.Expr, params: dict[str, Any], max_fetch: int, timeout_ms: int
+        self, conn: Any, statement: exp.Expr, params: dict[str, Any], budget: RowBudget, timeout_ms: int
     ) -> RawResult:
-        """Run one checked statement with bound ``params``; fetch at most ``max_fetch`` rows (+1 to flag more)."""
+        """Run one checked statement with bound ``params``; stream its rows into ``budget``
+        in chunks of ``budget.chunk()`` rows until ``budget.take`` says stop, then close the
+        statement (a cursor closed, a portal closed; ``unread`` when only the boundary can)."""
 
     # --- errors and cancellation (the execution boundary, db/boundary.py)
 

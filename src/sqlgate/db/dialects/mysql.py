@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import inspect
+import contextlib
 import json
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlglot import exp
 
@@ -28,6 +28,9 @@ from sqlgate.db.dialects.base import (
 )
 from sqlgate.db.dialects.plans import IndexSyntax, RawPlan, statement_limit  # query_optimization hooks
 from sqlgate.errors import DatabaseError, SqlgateError
+
+if TYPE_CHECKING:
+    from sqlgate.db.results import RowBudget
 
 
 class MySQLDialect(Dialect):
@@ -87,24 +90,35 @@ class MySQLDialect(Dialect):
         await conn.rollback()
 
     async def execute(
-        self, conn: Any, statement: exp.Expr, params: dict[str, Any], max_fetch: int, timeout_ms: int
+        self, conn: Any, statement: exp.Expr, params: dict[str, Any], budget: RowBudget, timeout_ms: int
     ) -> RawResult:
         # pymysql/aiomysql always interpolate parameters on the client; doing it here
         # with the driver's own escaping is the same thing, minus its %-formatting.
+        import aiomysql
+
         sql = bind(statement, "mysql", params, lambda name: mysql_literal(conn, params[name]))
-        cur = await conn.cursor()
+        # Unbuffered: rows are read off the socket as they are fetched, chunk by chunk.
+        cur = await conn.cursor(aiomysql.SSCursor)
+        unread = False
         try:
             await asyncio.wait_for(cur.execute(sql), timeout=timeout_ms / 1000 + 2)
             if cur.description is None:
                 return RawResult([], [], cur.rowcount, False)
             columns = [d[0] for d in cur.description]
-            rows = cur.fetchmany(max_fetch + 1)
-            if inspect.isawaitable(rows):  # aiomysql returns a completed future
-                rows = await rows
-            more = len(rows) > max_fetch
-            return RawResult(columns, list(rows[:max_fetch]), cur.rowcount, more)
+            while True:
+                wanted = budget.chunk(first=1)
+                chunk = await cur.fetchmany(wanted)
+                if not budget.take(chunk) or len(chunk) < wanted:
+                    break
+            # Closing an unbuffered cursor reads the rest of the result. Past the byte
+            # budget outside a transaction, the boundary stops the statement instead
+            # (KILL QUERY) and drops the connection; otherwise the rest is read and
+            # dropped row by row (bounded by the row cap).
+            unread = budget.truncated_by == "max_result_bytes" and not conn.get_transaction_status()
+            return RawResult(columns, budget.rows, cur.rowcount, budget.more, unread=unread)
         finally:
-            await cur.close()
+            if not unread:
+                await cur.close()
 
     # --- errors and cancellation (the execution boundary, db/boundary.py)
 
@@ -150,6 +164,23 @@ class MySQLDialect(Dialect):
         try:
             async with killer.cursor() as cur:
                 await cur.execute(f"KILL QUERY {thread_id}")
+                # A timeout is a stop: drop our socket, then if the thread still runs a
+                # statement after STOP_GRACE_S, end the whole connection server-side.
+                self.abort(conn)
+                loop = asyncio.get_running_loop()
+                until = loop.time() + STOP_GRACE_S
+                while True:
+                    await cur.execute(
+                        "SELECT COMMAND FROM information_schema.PROCESSLIST WHERE ID = %s", (thread_id,)
+                    )
+                    row = await cur.fetchone()
+                    if row is None or str(row[0]) not in ("Query", "Execute", "Killed"):
+                        return
+                    if loop.time() >= until:
+                        break
+                    await asyncio.sleep(0.1)
+                with contextlib.suppress(Exception):  # it may have ended meanwhile (unknown thread)
+                    await cur.execute(f"KILL CONNECTION {thread_id}")
         finally:
             killer.close()
 
@@ -291,6 +322,7 @@ async def _mysql_rows(conn: Any, sql: str, timeout_ms: int) -> list[tuple[Any, .
         return list(await cur.fetchall())
 
 
+STOP_GRACE_S = 2.0  # after KILL QUERY, before KILL CONNECTION
 _MYSQL_MAX_STATEMENT = 1_000_000  # bytes per statement, below the default max_allowed_packet
 _MYSQL_INFO = re.compile(rb"Records:\s*(\d+)\s+Duplicates:\s*(\d+)")
 

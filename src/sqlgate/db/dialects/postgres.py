@@ -12,7 +12,7 @@ import json
 import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlglot import exp
 
@@ -33,6 +33,9 @@ from sqlgate.db.dialects.base import (
 from sqlgate.db.dialects.plans import IndexSyntax, RawPlan, WhatIfPlan  # query_optimization hooks
 from sqlgate.errors import InvalidArgument, SqlgateError
 from sqlgate.logging import mask_secrets
+
+if TYPE_CHECKING:
+    from sqlgate.db.results import RowBudget
 
 
 class PostgresDialect(Dialect):
@@ -77,23 +80,28 @@ class PostgresDialect(Dialect):
         await state.rollback()
 
     async def execute(
-        self, conn: Any, statement: exp.Expr, params: dict[str, Any], max_fetch: int, timeout_ms: int
+        self, conn: Any, statement: exp.Expr, params: dict[str, Any], budget: RowBudget, timeout_ms: int
     ) -> RawResult:
         # Client-side backstop a little after the server's own timeout.
         backstop = timeout_ms / 1000 + 2
         prepared, args = await pg_prepare(conn, statement, params, backstop)
-        columns = [attr.name for attr in prepared.get_attributes()]
+        attributes = prepared.get_attributes()
+        columns = [attr.name for attr in attributes]
         if not columns:
             await prepared.fetch(*args, timeout=backstop)
             return RawResult([], [], _pg_rowcount(prepared.get_statusmsg()), False)
-        if conn.is_in_transaction() and not _is_bounded(statement, max_fetch):
-            cursor = await prepared.cursor(*args, timeout=backstop)
-            rows = await cursor.fetch(max_fetch + 1, timeout=backstop)
+        width = _pg_row_width(attributes)
+        limit = _pg_limit(statement)
+        if width is not None and limit is not None and width * limit <= _PG_ONE_FETCH_BYTES:
+            # The column types and the LIMIT bound the whole result: one round trip.
+            budget.take(await prepared.fetch(*args, timeout=backstop))
+        elif conn.is_in_transaction():
+            await _pg_stream(prepared, args, budget, backstop, close=True)
         else:
-            rows = await prepared.fetch(*args, timeout=backstop)
-        more = len(rows) > max_fetch
-        affected = _pg_rowcount(prepared.get_statusmsg())
-        return RawResult(columns, [tuple(r) for r in rows[:max_fetch]], affected, more)
+            # A portal lives in a transaction; ending it closes the portal.
+            async with conn.transaction():
+                await _pg_stream(prepared, args, budget, backstop, close=False)
+        return RawResult(columns, budget.rows, _pg_rowcount(prepared.get_statusmsg()), budget.more)
 
     # --- errors and cancellation (the execution boundary, db/boundary.py)
 
@@ -144,10 +152,15 @@ class PostgresDialect(Dialect):
         protocol = conn._protocol
         if protocol is None or not protocol.backend_pid:
             return
+        pid = protocol.backend_pid
         await connect_utils._cancel(
             loop=asyncio.get_running_loop(), addr=conn._addr, params=conn._params,
-            backend_pid=protocol.backend_pid, backend_secret=protocol.backend_secret,
+            backend_pid=pid, backend_secret=protocol.backend_secret,
         )
+        # A timeout is a stop: the socket closes now, and a backend still active after
+        # STOP_GRACE_S (a function that does not check for interrupts) is terminated.
+        self.abort(conn)
+        await _pg_ensure_ended(engine, pid)
 
     async def ping(self, conn: Any) -> None:
         await conn.execute("SELECT 1")  # simple query protocol: one round trip
@@ -513,12 +526,77 @@ def _pg_rowcount(status: str | None) -> int | None:
     return int(last) if last.isdigit() else None
 
 
-def _is_bounded(statement: exp.Expr, max_fetch: int) -> bool:
+STOP_GRACE_S = 2.0  # after the cancel request, before pg_terminate_backend
+
+
+async def _pg_ensure_ended(engine: Any, pid: int) -> None:
+    """Watch backend ``pid`` from a fresh connection; terminate it if it is still
+    active ``STOP_GRACE_S`` after the cancel request."""
+    import asyncpg
+
+    from sqlgate.logging import get_logger
+
+    args, kwargs = engine.sync_engine.dialect.create_connect_args(engine.url)
+    kwargs = {k: v for k, v in kwargs.items() if k in ("host", "port", "user", "password", "database", "ssl")}
+    watcher = await asyncpg.connect(*args, **kwargs, timeout=2, server_settings={"application_name": "sqlgate-stop"})
+    try:
+        loop = asyncio.get_running_loop()
+        until = loop.time() + STOP_GRACE_S
+        while True:
+            state = await watcher.fetchval("SELECT state FROM pg_stat_activity WHERE pid = $1", pid, timeout=2)
+            if state is None or state in ("idle", "idle in transaction (aborted)"):
+                return
+            if loop.time() >= until:
+                break
+            await asyncio.sleep(0.1)
+        terminated = await watcher.fetchval("SELECT pg_terminate_backend($1)", pid, timeout=2)
+        get_logger("sqlgate.db").warning(
+            "a cancelled statement was still running; its backend was terminated", pid=pid,
+            terminated=bool(terminated), state=state,
+        )
+    finally:
+        await watcher.close(timeout=2)
+
+
+def _pg_limit(statement: exp.Expr) -> int | None:
     limit = statement.args.get("limit")
     if not isinstance(limit, exp.Limit):
-        return False
+        return None
     value = limit.args.get("expression")
-    return isinstance(value, exp.Literal) and value.is_int and int(value.this) <= max_fetch + 1
+    return int(value.this) if isinstance(value, exp.Literal) and value.is_int else None
+
+
+# Rows fetched in one round trip when the column types bound their width (text form).
+_PG_ONE_FETCH_BYTES = 1 << 20
+_PG_FIRST_CHUNK = 4  # rows of unknown width in the first fetch of a cursor
+_PG_FIXED_WIDTH = {
+    "bool": 6, "int2": 8, "int4": 12, "int8": 21, "oid": 11, "float4": 16, "float8": 25, "date": 14,
+    "time": 18, "timetz": 24, "timestamp": 30, "timestamptz": 36, "interval": 64, "uuid": 38, "money": 32,
+}
+
+
+def _pg_row_width(attributes: Sequence[Any]) -> int | None:
+    """The widest a row of these column types can be, or None when some type has no bound."""
+    width = 2
+    for attribute in attributes:
+        size = _PG_FIXED_WIDTH.get(attribute.type.name)
+        if size is None:
+            return None
+        width += size + len(attribute.name)
+    return width
+
+
+async def _pg_stream(prepared: Any, args: list[Any], budget: RowBudget, backstop: float, *, close: bool) -> None:
+    """Fetch through a cursor (portal) in chunks the budget sizes; with ``close``, close the
+    portal where the budget stopped (the caller's transaction goes on)."""
+    cursor = await prepared.cursor(*args, timeout=backstop)
+    while True:
+        wanted = budget.chunk(first=_PG_FIRST_CHUNK)
+        chunk = await cursor.fetch(wanted, timeout=backstop)
+        if not budget.take(chunk) or len(chunk) < wanted:
+            break
+    if close and budget.full:
+        await cursor._close_portal(backstop)  # asyncpg's own portal close (CLOSE portal)
 
 
 # ------------------------------------------------------------- bulk insert helpers

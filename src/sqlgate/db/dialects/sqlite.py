@@ -29,6 +29,8 @@ from sqlgate.errors import InvalidArgument, SqlgateError
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL
 
+    from sqlgate.db.results import RowBudget
+
 
 class SQLiteDialect(Dialect):
     name = "sqlite"
@@ -83,6 +85,8 @@ class SQLiteDialect(Dialect):
         sqlite_deadline(conn).arm(timeout_ms)
 
     def on_connect(self, dbapi_connection: Any, read_only: bool, timeout_ms: int) -> None:
+        import sqlite3
+
         raw = dbapi_connection.driver_connection._conn  # the sqlite3.Connection
         deadline = _Deadline()
 
@@ -93,6 +97,11 @@ class SQLiteDialect(Dialect):
                 raw.execute("PRAGMA query_only = ON")
             # Checked every 1000 VM instructions: interrupts a statement past its deadline.
             raw.set_progress_handler(deadline.expired, 1000)
+            # Caps SQLite itself enforces (docs/limits.md): a single function call (replace,
+            # instr, printf, LIKE) is never interrupted mid-way, so the values it can work on
+            # are bounded instead.
+            for limit, value in SQLITE_LIMITS.items():
+                raw.setlimit(getattr(sqlite3, limit), value)
 
         dbapi_connection.run_async(lambda aio: aio._execute(setup))
         dbapi_connection.driver_connection._sqlgate_deadline = deadline
@@ -120,7 +129,7 @@ class SQLiteDialect(Dialect):
             sqlite_deadline(conn).disarm()
 
     async def execute(
-        self, conn: Any, statement: exp.Expr, params: dict[str, Any], max_fetch: int, timeout_ms: int
+        self, conn: Any, statement: exp.Expr, params: dict[str, Any], budget: RowBudget, timeout_ms: int
     ) -> RawResult:
         sql = bind(statement, "sqlite", params, lambda name: f":{name}")
         args = {name: _sqlite_param(value) for name, value in params.items()}
@@ -144,10 +153,15 @@ class SQLiteDialect(Dialect):
                 if cur.description is None:
                     return RawResult([], [], cur.rowcount, False)
                 columns = [d[0] for d in cur.description]
-                rows = cur.fetchmany(max_fetch + 1)
-                more = len(rows) > max_fetch
+                # Streamed: each chunk is converted and sized before the next is read;
+                # closing the cursor ends the statement where the budget stopped it.
+                while True:
+                    wanted = budget.chunk()
+                    chunk = cur.fetchmany(wanted)
+                    if not budget.take(chunk) or len(chunk) < wanted:
+                        break
                 affected = cur.rowcount if cur.rowcount is not None and cur.rowcount >= 0 else None
-                return RawResult(columns, [tuple(r) for r in rows[:max_fetch]], affected, more)
+                return RawResult(columns, budget.rows, affected, budget.more)
             finally:
                 cur.close()
 
@@ -173,6 +187,15 @@ class SQLiteDialect(Dialect):
                 return busy(text)
             if name.startswith(("SQLITE_CANTOPEN", "SQLITE_IOERR", "SQLITE_NOTADB")):
                 return unavailable(f"the database file cannot be used: {text} ({name})")
+        if getattr(exc, "sqlite_errorname", "") == "SQLITE_TOOBIG":
+            from sqlgate.errors import DatabaseError
+
+            return DatabaseError(
+                "a value or the SQL text is larger than SQLite's cap in sqlgate "
+                f"({SQLITE_LIMITS['SQLITE_LIMIT_LENGTH']:,} bytes per value)",
+                "build or read smaller values (substr() of a long value, fewer repetitions)",
+                code="QUERY_TOO_EXPENSIVE",
+            )
         if isinstance(exc, sqlite3.IntegrityError):
             return constraint_violation(str(exc), getattr(exc, "sqlite_errorname", None))
         if isinstance(exc, sqlite3.ProgrammingError) and "closed" in str(exc):
@@ -397,3 +420,13 @@ def _sqlite_param(value: Any) -> Any:
 
 
 _BUSY_TIMEOUT_MS = 5000  # sqlite3's default lock wait
+# sqlite3.setlimit caps set on every connection (https://www.sqlite.org/limits.html,
+# https://www.sqlite.org/security.html): the longest string or blob any expression may
+# build or read, the longest SQL text, the longest LIKE/GLOB pattern, the most bound
+# parameters (guard.MAX_PARAMETERS).
+SQLITE_LIMITS = {
+    "SQLITE_LIMIT_LENGTH": 1_000_000,
+    "SQLITE_LIMIT_SQL_LENGTH": 1_000_000,
+    "SQLITE_LIMIT_LIKE_PATTERN_LENGTH": 1_000,
+    "SQLITE_LIMIT_VARIABLE_NUMBER": 1_000,
+}
