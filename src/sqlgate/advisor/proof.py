@@ -26,6 +26,7 @@ from sqlgate.advisor.indexes import Candidate, with_include
 from sqlgate.db.dialects.plans import IndexSyntax, WhatIfPlan
 
 MIN_GAIN = 0.10  # an index must save at least this share of some query's cost to be kept
+MAX_CANDIDATES = 40  # bounds the planning work of one call (primary shapes first)
 
 
 @dataclass
@@ -110,8 +111,10 @@ def unverified(candidates: list[Candidate], reason: str, queries: int) -> Select
 async def select(trial: Trial, syntax: IndexSyntax, dialect_name: str, min_gain: float = MIN_GAIN) -> Selection:
     """The smallest set of candidates the planner proves useful for the trial's queries."""
     notes: list[str] = []
-    valid = []
-    for index, candidate in enumerate(trial.candidates):
+    valid: list[int] = []
+    ranked = sorted(range(len(trial.candidates)), key=lambda i: not trial.candidates[i].primary)
+    for index in sorted(ranked[:MAX_CANDIDATES]):
+        candidate = trial.candidates[index]
         if not syntax.costs and not candidate.primary:
             continue  # without costs the planner cannot weigh alternatives: try the primary shapes
         if all(k.plain for k in candidate.keys):
