@@ -42,7 +42,7 @@ def check(sql: str, dialect: str | SafetyProfile, policy: Policy) -> Verdict:
     profile registry knows (sqlglot's ``postgres``, ``mariadb``) or a ``SafetyProfile``;
     an unknown name is refused.
     """
-    outcome = _check_cached(sql, profiles.get(dialect), policy)
+    outcome = _check_cached(sql, profiles.for_policy(profiles.get(dialect), policy.exact_table_names), policy)
     if isinstance(outcome, PolicyViolation):
         raise PolicyViolation(outcome.message, outcome.hint, code=outcome.code)
     return outcome
@@ -56,7 +56,7 @@ def check_uncached(sql: str, dialect: str | SafetyProfile, policy: Policy) -> Ve
     """``check`` without the verdict cache, returning a denial instead of raising it
     (for benchmarks and tools that measure the validator itself)."""
     try:
-        return _check(sql, profiles.get(dialect), policy)
+        return _check(sql, profiles.for_policy(profiles.get(dialect), policy.exact_table_names), policy)
     except PolicyViolation as violation:
         return violation
     except RecursionError:

@@ -1,18 +1,35 @@
-"""``denied_columns``: columns no statement may reference, directly or through ``*``.
+"""``denied_columns``: every column reference resolved, fail closed.
 
-The validator has no schema, so it reasons from names alone and errs on the side of
-denying:
+A statement that touches a table with denied columns (a *protected* table) is resolved
+the way the database resolves it: each query level (SELECT, UPDATE, DELETE, INSERT,
+MERGE, set operation) gets its sources — the FROM items and joins, flattened through
+parenthesised joins (``FROM (customers c JOIN orders o ON ...)``), with PostgreSQL
+column-alias lists (``customers AS t(a, b, c, s)``) mapped position by position onto the
+reflected columns — and each reference is looked up in its level, then in the levels
+around it (correlated subqueries, LATERAL). The columns of protected tables come from
+the reflected schema (``Policy.table_columns``, filled in by the runtime at start-up).
 
-* a column reference qualified by a table (or its alias) that has a denied column of
-  that name is denied; an unqualified reference is denied when any table in the
-  statement has a denied column of that name (it may be that table's);
-* ``*`` and ``t.*`` over a table that has any denied column are denied (sqlgate cannot
-  expand ``*`` without the schema; naming the columns works), and so is ``RETURNING *``;
-* where the dialect reads a bare table name or alias used as a value as the whole row
-  (PostgreSQL: ``profile.whole_row_references``) (``row_to_json(c)``) is the
-  whole row, so it is denied too; so are ``USING (col)`` and ``NATURAL JOIN`` over them.
+In such a statement:
 
-Filtering, sorting, grouping or joining on a denied column counts as reading it.
+* a reference to a denied column is refused wherever it stands (select list, WHERE,
+  JOIN ... ON, GROUP BY, ORDER BY, DISTINCT ON, HAVING, window specs, SET targets,
+  RETURNING, ON CONFLICT ... DO UPDATE): filtering, sorting or grouping on a value leaks
+  it through row counts and order;
+* a qualified reference through a protected table that is not one of its real, allowed
+  columns is refused (PostgreSQL attribute notation ``c.to_jsonb`` is a function call
+  on the whole row); so is a qualifier that resolves to no source at all;
+* ``*`` and ``t.*`` over a protected table are refused — except as the select list of
+  an ``EXISTS`` subquery, which reads no value; ``count(*)`` reads none either;
+* a bare table name or alias used as a value is the whole row where the dialect reads it
+  so (PostgreSQL: ``row_to_json(c)``, ``c::text``, ``(c).*``, ``json_agg(c)``): refused;
+* ``NATURAL JOIN`` next to a protected table, ``USING (denied)``, an INSERT without a
+  column list or naming a denied column, an ON CONFLICT target on a denied column, and
+  a rowid alias (SQLite ``rowid``, MySQL ``_rowid``) that is not a real column: refused.
+
+Column names compare case-insensitively (erring on the side of denying). Without the
+reflected columns of a protected table (``sqlgate check`` with no database) the rules
+fall back to names: denied names, stars and whole rows are refused, and so is a
+qualified name that is a function name where the dialect has attribute notation.
 """
 
 from __future__ import annotations
@@ -20,12 +37,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
+import sqlglot
 from sqlglot import exp
 
 from sqlgate.errors import PolicyViolation
 from sqlgate.safety import profiles
 from sqlgate.safety.profiles import SafetyProfile
-from sqlgate.safety.tables import TableName, table_name
+from sqlgate.safety.tables import TableName, cte_visible, table_name
 
 
 @dataclass(frozen=True)
@@ -52,45 +70,533 @@ def _parse_denied(entries: tuple[str, ...], profile: SafetyProfile) -> tuple[Den
         table = column.args.get("table")
         if not isinstance(column, exp.Column) or table is None or isinstance(column.this, exp.Star):
             continue
-        found.append(
-            DeniedColumn(TableName(profile.identifier_key(column.args.get("db")), profile.identifier_key(table) or ""),
-                         str(column.name).lower())
-        )
+        for key in profile.identifier_keys(table):
+            found.append(DeniedColumn(TableName(profile.identifier_key(column.args.get("db")), key or ""),
+                                      str(column.name).lower()))
     return tuple(found)
 
 
+@lru_cache(maxsize=256)
+def _parse_columns(
+    entries: tuple[tuple[str, tuple[str, ...]], ...], profile: SafetyProfile
+) -> dict[TableName, tuple[str, ...]]:
+    """``Policy.table_columns`` by table key; column names lower-cased, in table order."""
+    found: dict[TableName, tuple[str, ...]] = {}
+    for entry, names in entries:
+        try:
+            table = exp.to_table(entry, dialect=profile.sqlglot_dialect)
+        except Exception:  # noqa: S112 - an unreadable entry knows no columns
+            continue
+        if not isinstance(table, exp.Table):
+            continue
+        lowered = tuple(str(n).lower() for n in names)
+        for schema in profile.identifier_keys(table.args.get("db")):
+            for name in profile.identifier_keys(table.this):
+                if name:
+                    found[TableName(schema, name)] = lowered
+    return found
+
+
+def _same_table(entry: TableName, name: TableName, default: str | None) -> bool:
+    return entry.name == name.name and (
+        entry.schema == name.schema
+        or (entry.schema is None and name.schema in (None, default))
+        or (name.schema is None and entry.schema == default)
+    )
+
+
 def _columns_of(name: TableName, denied: tuple[DeniedColumn, ...], default: str | None) -> set[str]:
-    cols = set()
-    for entry in denied:
-        same_name = entry.table.name == name.name
-        same_schema = (
-            entry.table.schema == name.schema
-            or (entry.table.schema is None and name.schema in (None, default))
-            or (name.schema is None and entry.table.schema == default)
-        )
-        if same_name and same_schema:
-            cols.add(entry.column)
-    return cols
+    return {entry.column for entry in denied if _same_table(entry.table, name, default)}
 
 
-def _deny_star(where: str) -> PolicyViolation:
+def _known_columns(
+    name: TableName, known: dict[TableName, tuple[str, ...]], default: str | None
+) -> tuple[str, ...] | None:
+    found = known.get(name)
+    if found is not None:
+        return found
+    for key, cols in known.items():
+        if _same_table(key, name, default):
+            return cols
+    return None
+
+
+@lru_cache(maxsize=8)
+def _function_names(profile: SafetyProfile) -> frozenset[str]:
+    """Function names sqlglot knows for the dialect (the no-schema attribute-notation guard)."""
+    parser = sqlglot.Dialect.get_or_raise(profile.sqlglot_dialect).parser_class
+    names = {str(name).lower() for name in parser.FUNCTIONS}
+    names |= {"to_json", "to_jsonb", "row_to_json", "hstore", "text", "json_agg", "jsonb_agg", "array_agg",
+              "string_agg", "format", "concat", "concat_ws", "md5", "lower", "upper", "length", "xmlagg"}
+    return frozenset(names)
+
+
+# ------------------------------------------------------------------------- sources
+
+class _Source:
+    """One FROM item as a query level sees it."""
+
+    __slots__ = ("denied", "label", "names", "opaque", "protected", "visible")
+
+    def __init__(
+        self,
+        names: frozenset[str],
+        label: str,
+        *,
+        protected: bool = False,
+        visible: tuple[str, ...] | None = None,
+        denied: frozenset[str] = frozenset(),
+        opaque: bool = False,
+    ) -> None:
+        self.names = names  # lower-case names that qualify references to it
+        self.label = label
+        self.protected = protected
+        self.visible = visible  # lower-case column names seen through it; None: unknown
+        self.denied = denied  # the visible names that are denied columns
+        self.opaque = opaque  # protected, but which name is which column is unknown
+
+
+class _Scope:
+    __slots__ = ("node", "parent", "sources")
+
+    def __init__(self, node: exp.Expr, sources: list[_Source], parent: _Scope | None) -> None:
+        self.node = node
+        self.sources = sources
+        self.parent = parent
+
+    def chain(self) -> list[_Scope]:
+        found: list[_Scope] = []
+        scope: _Scope | None = self
+        while scope is not None:
+            found.append(scope)
+            scope = scope.parent
+        return found
+
+
+_QUERY_NODES = (exp.Select, exp.Update, exp.Delete, exp.Insert, exp.Merge, exp.SetOperation)
+_DML_IN_MERGE = (exp.Insert, exp.Update, exp.Delete)
+
+
+def _alias_names(node: exp.Expr) -> tuple[str, ...] | None:
+    alias = node.args.get("alias")
+    if isinstance(alias, exp.TableAlias) and alias.columns:
+        return tuple(str(c.name).lower() for c in alias.columns)
+    return None
+
+
+def _alias(node: exp.Expr) -> str:
+    alias = node.args.get("alias")
+    if isinstance(alias, exp.TableAlias) and alias.this is not None:
+        return str(alias.name).lower()
+    return ""
+
+
+class _Resolver:
+    """Resolves every reference of one statement (built only when it touches a protected table)."""
+
+    def __init__(
+        self,
+        statement: exp.Expr,
+        profile: SafetyProfile,
+        denied: tuple[DeniedColumn, ...],
+        known: dict[TableName, tuple[str, ...]],
+        default: str | None,
+    ) -> None:
+        self.statement = statement
+        self.profile = profile
+        self.denied = denied
+        self.known = known
+        self.default = default
+        self.scopes: dict[int, _Scope] = {}
+        self.memo: dict[int, dict[str, int]] = {}
+        self.any_protected = False
+
+    # -- sources ----------------------------------------------------------------------
+    def table_source(self, table: exp.Table) -> _Source:
+        alias = _alias(table)
+        plain = str(table.name).lower()
+        names = frozenset(n for n in (alias, plain if not alias else plain) if n)
+        label = alias or plain
+        if not isinstance(table.this, exp.Identifier):
+            return _Source(names, label, visible=_alias_names(table))
+        name = table_name(table, self.profile)
+        if name.schema is None and cte_visible(table, name.name, self.profile, self.memo):
+            return _Source(names, label, visible=_alias_names(table))
+        cols = _columns_of(name, self.denied, self.default)
+        if not cols:
+            return _Source(names, label, visible=_alias_names(table))
+        self.any_protected = True
+        real = _known_columns(name, self.known, self.default)
+        renamed = _alias_names(table)
+        if real is None:
+            return _Source(names, label, protected=True, denied=frozenset(cols), opaque=renamed is not None)
+        if renamed is not None:
+            if len(renamed) > len(real):
+                return _Source(names, label, protected=True, denied=frozenset(cols), opaque=True)
+            visible = renamed + real[len(renamed):]
+        else:
+            visible = real
+        hidden = frozenset(v for v, r in zip(visible, real, strict=True) if r in cols)
+        return _Source(names, label, protected=True, visible=visible, denied=hidden)
+
+    def flatten(self, item: exp.Expr | None, out: list[_Source]) -> None:
+        if item is None:
+            return
+        if isinstance(item, exp.Table):
+            out.append(self.table_source(item))
+        elif isinstance(item, exp.Subquery):
+            inner = item.this
+            if isinstance(inner, exp.Query):
+                out.append(_Source(frozenset({_alias(item)} - {""}), _alias(item) or "subquery",
+                                   visible=_alias_names(item) or _outputs(inner)))
+            else:
+                # A parenthesised FROM item or join: its tables are this level's sources.
+                start = len(out)
+                self.flatten(inner, out)
+                alias = _alias(item)
+                if alias:
+                    out.append(_combined(alias, out[start:]))
+        elif isinstance(item, exp.Lateral):
+            inner = item.this
+            if isinstance(inner, exp.Subquery) and isinstance(inner.this, exp.Query):
+                alias = _alias(item) or _alias(inner)
+                out.append(_Source(frozenset({alias} - {""}), alias or "lateral",
+                                   visible=_alias_names(item) or _alias_names(inner) or _outputs(inner.this)))
+            else:
+                self.flatten_other(inner, item, out)
+        else:
+            self.flatten_other(item, item, out)
+        for join in item.args.get("joins") or ():
+            self.flatten(join.this, out)
+
+    def flatten_other(self, node: exp.Expr | None, owner: exp.Expr, out: list[_Source]) -> None:
+        if isinstance(node, exp.Subquery):
+            self.flatten(node, out)
+            return
+        alias = _alias(owner) or (_alias(node) if node is not None else "")
+        visible = _alias_names(owner) or (_alias_names(node) if node is not None else None)
+        out.append(_Source(frozenset({alias} - {""}), alias or "function", visible=visible))
+
+    def sources(self, node: exp.Expr) -> list[_Source]:
+        out: list[_Source] = []
+        if isinstance(node, exp.Select):
+            from_ = node.args.get("from_")
+            if from_ is not None:
+                self.flatten(from_.this, out)
+                for extra in from_.expressions or ():
+                    self.flatten(extra, out)
+            for join in node.args.get("joins") or ():
+                self.flatten(join.this, out)
+        elif isinstance(node, exp.SetOperation):
+            for branch in (node.this, node.expression):
+                while isinstance(branch, exp.Subquery):
+                    branch = branch.this
+                if isinstance(branch, (exp.Select, exp.SetOperation)):
+                    out.extend(self.sources(branch))
+        elif isinstance(node, (exp.Update, exp.Delete)):
+            self.flatten(node.this, out)
+            for key in ("from_", "using", "tables", "joins"):
+                value = node.args.get(key)
+                values = value if isinstance(value, list) else [value]
+                for item in values:
+                    if not isinstance(item, exp.Expr):
+                        continue
+                    if isinstance(item, exp.From):
+                        self.flatten(item.this, out)
+                        for extra in item.expressions or ():
+                            self.flatten(extra, out)
+                    elif isinstance(item, exp.Join):
+                        self.flatten(item.this, out)
+                    elif item is not None:
+                        self.flatten(item, out)
+        elif isinstance(node, exp.Insert):
+            target = node.this.this if isinstance(node.this, exp.Schema) else node.this
+            if isinstance(target, exp.Table):
+                source = self.table_source(target)
+                out.append(source)
+                # ON CONFLICT ... DO UPDATE sees the proposed row as EXCLUDED (PostgreSQL,
+                # SQLite); MySQL 8 names it with VALUES (...) AS new.
+                extra = {"excluded"}
+                values = node.expression
+                if isinstance(values, exp.Values) and _alias(values):
+                    extra.add(_alias(values))
+                out.append(_Source(frozenset(extra), "excluded", protected=source.protected,
+                                   visible=source.visible, denied=source.denied, opaque=source.opaque))
+        elif isinstance(node, exp.Merge):
+            self.flatten(node.this, out)
+            self.flatten(node.args.get("using"), out)
+        return out
+
+    def scope(self, node: exp.Expr) -> _Scope:
+        found = self.scopes.get(id(node))
+        if found is None:
+            found = _Scope(node, self.sources(node), self.outer(node))
+            self.scopes[id(node)] = found
+        return found
+
+    def outer(self, node: exp.Expr) -> _Scope | None:
+        parent = node.parent
+        while parent is not None:
+            if isinstance(parent, exp.CTE):
+                return None  # a CTE body sees no outer query level
+            if _is_query(parent):
+                return self.scope(parent)
+            parent = parent.parent
+        return None
+
+    def scope_of(self, node: exp.Expr) -> _Scope | None:
+        parent = node.parent
+        while parent is not None:
+            if _is_query(parent):
+                return self.scope(parent)
+            parent = parent.parent
+        return None
+
+    # -- checks -----------------------------------------------------------------------
+    def check(self) -> None:
+        # One walk: build every level (this finds whether a protected table is read at
+        # all: a CTE may shadow its name) and collect what is checked afterwards.
+        found: list[exp.Expr] = []
+        for node in self.statement.walk(bfs=False):
+            kind = type(node)
+            if kind is exp.Column or kind is exp.Star or kind is exp.Join:
+                found.append(node)
+            elif isinstance(node, _QUERY_NODES):
+                if kind is exp.Insert:
+                    found.append(node)
+                if _is_query(node):
+                    self.scope(node)
+        if not self.any_protected:
+            return
+        for node in found:
+            kind = type(node)
+            if kind is exp.Column:
+                self.check_column(node)  # type: ignore[arg-type]
+            elif kind is exp.Star:
+                if not isinstance(node.parent, exp.Column):
+                    self.check_star(node)  # type: ignore[arg-type]
+            elif kind is exp.Join:
+                self.check_join(node)  # type: ignore[arg-type]
+            else:
+                self.check_insert(node)  # type: ignore[arg-type]
+
+    def lookup(self, scope: _Scope | None, qualifier: str) -> tuple[_Source | None, bool]:
+        """(the source ``qualifier`` names, whether the levels searched hold a protected one)."""
+        protected = False
+        while scope is not None:
+            for source in scope.sources:
+                protected = protected or source.protected
+                if qualifier in source.names:
+                    return source, protected
+            scope = scope.parent
+        return None, protected
+
+    def check_column(self, column: exp.Column) -> None:
+        scope = self.scope_of(column)
+        qualifier = str(column.table).lower() if column.args.get("table") is not None else ""
+        if isinstance(column.this, exp.Star):
+            if not qualifier:
+                return
+            source, protected = self.lookup(scope, qualifier)
+            reads = (source is None and protected) or (source is not None and source.protected)
+            if reads and not _in_exists_list(column):
+                raise _deny_star(f"{column.table}.*")
+            return
+        name = str(column.name).lower()
+        if qualifier:
+            source, protected = self.lookup(scope, qualifier)
+            if source is None:
+                if protected:
+                    raise _deny_unresolved(column.sql(self.profile.sqlglot_dialect))
+                return
+            if source.protected:
+                self.check_attribute(source, name, column)
+            return
+        self.check_bare(scope, name, column)
+
+    def check_attribute(self, source: _Source, name: str, column: exp.Column) -> None:
+        shown = f"{column.table}.{column.name}"
+        if source.opaque or name in source.denied:
+            raise _deny_column(shown, source)
+        if source.visible is not None:
+            if name not in source.visible:
+                raise _deny_unresolved(shown, source)
+        elif self.profile.whole_row_references and name in _function_names(self.profile):
+            raise _deny_unresolved(shown, source)
+        if name in self.profile.rowid_names and (source.visible is None or name not in source.visible):
+            raise _deny_unresolved(shown, source)
+
+    def check_bare(self, scope: _Scope | None, name: str, column: exp.Column) -> None:
+        resolved = False
+        level = scope
+        while level is not None and not resolved:
+            for source in level.sources:
+                if source.protected and (source.opaque or name in source.denied):
+                    raise _deny_column(str(column.name), source, qualified=False)
+                if source.visible is not None and name in source.visible:
+                    resolved = True
+            level = level.parent
+        if resolved:
+            return
+        if isinstance(column.parent, exp.Collate):
+            return
+        first = scope.sources if scope is not None else []
+        if name in self.profile.rowid_names and any(s.protected for s in first):
+            raise _deny_unresolved(str(column.name), next(s for s in first if s.protected))
+        if self.profile.whole_row_references:
+            owner, _ = self.lookup(scope, name)
+            if owner is not None and owner.protected:
+                raise _deny_star(f"the whole-row reference {column.name}", owner)
+
+    def check_star(self, star: exp.Star) -> None:
+        parent = star.parent
+        if isinstance(parent, exp.Select) and any(e is star for e in parent.expressions):
+            if _is_exists_body(parent):
+                return
+            scope = self.scope(parent)
+            hit = next((s for s in scope.sources if s.protected), None)
+            if hit is not None:
+                raise _deny_star("SELECT *", hit)
+        elif isinstance(parent, exp.Returning):
+            level = self.scope_of(parent)
+            hit = next((s for s in level.sources if s.protected), None) if level is not None else None
+            if hit is not None:
+                raise _deny_star("RETURNING *", hit)
+
+    def check_join(self, join: exp.Join) -> None:
+        method = join.args.get("method")
+        using = join.args.get("using") or ()
+        if not using and not (method and str(method).upper() == "NATURAL"):
+            return
+        scope = self.scope_of(join)
+        sources = scope.sources if scope is not None else []
+        if not using:
+            hit = next((s for s in sources if s.protected), None)
+            if hit is not None:
+                raise _deny_star("NATURAL JOIN", hit)
+            return
+        for ident in using:
+            name = str(getattr(ident, "name", ident)).lower()
+            for source in sources:
+                if source.protected and (source.opaque or name in source.denied):
+                    raise _deny_column(name, source)
+
+    def check_insert(self, insert: exp.Insert) -> None:
+        if isinstance(insert.parent, exp.When):
+            return  # MERGE ... INSERT (cols): its columns are Column nodes, checked above
+        schema = insert.this
+        target = schema.this if isinstance(schema, exp.Schema) else schema
+        if not isinstance(target, exp.Table):
+            return
+        source = self.table_source(target)
+        if not source.protected:
+            return
+        if not isinstance(schema, exp.Schema) or not schema.expressions:
+            if insert.args.get("default") or insert.expression is None:
+                return
+            raise PolicyViolation(
+                f"INSERT into {source.label} without a column list writes every column, "
+                "including ones that are not allowed",
+                "name the columns you insert: INSERT INTO t (a, b) VALUES (...)",
+                code="COLUMN_NOT_ALLOWED",
+            )
+        for ident in schema.expressions:
+            name = str(getattr(ident, "name", ident)).lower()
+            if source.opaque or name in source.denied:
+                raise _deny_column(name, source)
+            if source.visible is not None and name not in source.visible:
+                raise _deny_unresolved(name, source)
+        conflict = insert.args.get("conflict")
+        if conflict is None:
+            return
+        names = [str(getattr(key, "name", key)) for key in conflict.args.get("conflict_keys") or ()]
+        # MySQL ``ON DUPLICATE KEY UPDATE a = VALUES(b)``: b is the proposed row's column.
+        for call in conflict.find_all(exp.Anonymous):
+            if str(call.this).upper() == "VALUES":
+                names.extend(str(arg.name) for arg in call.expressions if isinstance(arg, exp.Identifier))
+        for name in names:
+            if source.opaque or name.lower() in source.denied:
+                raise _deny_column(name, source)
+
+
+def _is_query(node: exp.Expr) -> bool:
+    if not isinstance(node, _QUERY_NODES):
+        return False
+    # MERGE ... WHEN ... THEN UPDATE/INSERT/DELETE: part of the MERGE's level.
+    return not (isinstance(node, _DML_IN_MERGE) and isinstance(node.parent, exp.When))
+
+
+def _outputs(query: exp.Expr) -> tuple[str, ...] | None:
+    if isinstance(query, exp.Select):
+        if any(isinstance(e, exp.Star) or (isinstance(e, exp.Column) and isinstance(e.this, exp.Star))
+               for e in query.expressions):
+            return None
+        return tuple(str(n).lower() for n in query.named_selects)
+    if isinstance(query, exp.SetOperation):
+        return _outputs(query.this)
+    return None
+
+
+def _combined(alias: str, inner: list[_Source]) -> _Source:
+    protected = any(s.protected for s in inner)
+    known = all(s.visible is not None for s in inner)
+    visible = tuple(v for s in inner for v in (s.visible or ())) if known else None
+    denied = frozenset(d for s in inner for d in s.denied)
+    return _Source(frozenset({alias}), alias, protected=protected, visible=visible, denied=denied,
+                   opaque=any(s.opaque for s in inner))
+
+
+def _is_exists_body(select: exp.Select) -> bool:
+    parent = select.parent
+    if isinstance(parent, exp.Subquery):
+        parent = parent.parent
+    return isinstance(parent, exp.Exists)
+
+
+def _in_exists_list(column: exp.Column) -> bool:
+    parent = column.parent
+    return isinstance(parent, exp.Select) and any(e is column for e in parent.expressions) and _is_exists_body(parent)
+
+
+def _allowed_hint(source: _Source | None) -> str:
+    if source is None or source.visible is None:
+        return "name the columns you need"
+    allowed = [c for c in source.visible if c not in source.denied]
+    return f"allowed columns of {source.label}: {', '.join(allowed)}" if allowed else "name the columns you need"
+
+
+def _deny_star(where: str, source: _Source | None = None) -> PolicyViolation:
     return PolicyViolation(
         f"{where} would read a column that is not allowed",
-        "name the columns you need instead of *",
+        "name the columns you need instead of * or a whole row; " + _allowed_hint(source),
         code="COLUMN_NOT_ALLOWED",
     )
 
 
-def _deny_column(name: str, qualified: bool = True) -> PolicyViolation:
-    hint = ("remove it from the query (selecting, filtering, sorting or joining on it all read it); "
-            "name the columns you need")
+def _deny_column(name: str, source: _Source | None = None, qualified: bool = True) -> PolicyViolation:
+    hint = ("remove it from the query (selecting, filtering, sorting, grouping, joining on or writing "
+            "it all count as using it); " + _allowed_hint(source))
     if not qualified:
         hint += f"; if you mean another table's {name}, qualify it with that table's name or alias"
     return PolicyViolation(f"column {name} is not allowed", hint, code="COLUMN_NOT_ALLOWED")
 
 
+def _deny_unresolved(name: str, source: _Source | None = None) -> PolicyViolation:
+    where = f" of {source.label}" if source is not None else ""
+    return PolicyViolation(
+        f"{name} is not a column{where} sqlgate can resolve, and the statement reads a table "
+        "with columns that are not allowed",
+        _allowed_hint(source) + "; refer to columns plainly as alias.column",
+        code="COLUMN_NOT_ALLOWED",
+    )
+
+
 def check_columns(
-    statement: exp.Expr, dialect: str | SafetyProfile, entries: tuple[str, ...], default_schema: str | None
+    statement: exp.Expr,
+    dialect: str | SafetyProfile,
+    entries: tuple[str, ...],
+    default_schema: str | None,
+    table_columns: tuple[tuple[str, tuple[str, ...]], ...] = (),
 ) -> None:
     if not entries:
         return
@@ -99,55 +605,25 @@ def check_columns(
     if not denied:
         return
     default = profile.identifier_key(default_schema) if default_schema else None
-    by_alias: dict[str, set[str]] = {}
-    protected_tables: set[int] = set()
     for table in statement.find_all(exp.Table):
-        if not isinstance(table.this, exp.Identifier):
-            continue
-        cols = _columns_of(table_name(table, profile), denied, default)
-        if not cols:
-            continue
-        protected_tables.add(id(table))
-        # Qualifiers are compared case-insensitively: erring on the side of denying.
-        for key in {str(table.name).lower(), (table.alias or "").lower()}:
-            if key:
-                by_alias.setdefault(key, set()).update(cols)
-    if not by_alias:
-        return
-    every = set().union(*by_alias.values())
-    for column in statement.find_all(exp.Column):
-        qualifier = (column.table or "").lower()
-        if isinstance(column.this, exp.Star):
-            if qualifier in by_alias:
-                raise _deny_star(f"{column.table}.*")
-            continue
-        name = str(column.name).lower()
-        if qualifier:
-            if name in by_alias.get(qualifier, ()):
-                raise _deny_column(f"{column.table}.{column.name}")
-        elif name in every:
-            raise _deny_column(column.name, qualified=False)
-        elif profile.whole_row_references and name in by_alias:
-            raise _deny_star(f"the whole-row reference {column.name}")
-    for star in statement.find_all(exp.Star):
-        parent = star.parent
-        if isinstance(parent, exp.Returning):
-            raise _deny_star("RETURNING *")
-        if isinstance(parent, exp.Select) and _reads_protected_directly(parent, protected_tables):
-            raise _deny_star("SELECT *")
-    for join in statement.find_all(exp.Join):
-        if join.args.get("method") and str(join.args["method"]).upper() == "NATURAL":
-            raise _deny_star("NATURAL JOIN")
-        for ident in join.args.get("using") or ():
-            if str(getattr(ident, "name", ident)).lower() in every:
-                raise _deny_column(str(getattr(ident, "name", ident)))
+        if isinstance(table.this, exp.Identifier) and _columns_of(table_name(table, profile), denied, default):
+            break
+    else:
+        return  # no table with denied columns: nothing to resolve
+    known = _parse_columns(table_columns, profile) if table_columns else {}
+    _Resolver(statement, profile, denied, known, default).check()
 
 
-def _reads_protected_directly(select: exp.Select, protected: set[int]) -> bool:
-    sources: list[exp.Expr] = []
-    from_ = select.args.get("from_") or select.args.get("from")
-    if from_ is not None:
-        sources.append(from_.this)
-        sources.extend(from_.expressions or ())
-    sources.extend(join.this for join in select.args.get("joins") or ())
-    return any(isinstance(src, exp.Table) and id(src) in protected for src in sources)
+def protected_tables(
+    names: tuple[TableName, ...] | list[TableName],
+    dialect: str | SafetyProfile,
+    entries: tuple[str, ...],
+    default_schema: str | None,
+) -> bool:
+    """Whether any of ``names`` has a denied column."""
+    if not entries:
+        return False
+    profile = profiles.get(dialect)
+    denied = _parse_denied(entries, profile)
+    default = profile.identifier_key(default_schema) if default_schema else None
+    return any(_columns_of(name, denied, default) for name in names)

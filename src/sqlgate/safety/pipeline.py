@@ -122,7 +122,9 @@ def allowed_tables(subject: Subject) -> Facts:
 def allowed_columns(subject: Subject) -> None:
     """No denied column is read, directly, through ``*`` or as a whole row."""
     policy = subject.policy
-    columns.check_columns(subject.inner, subject.profile, policy.denied_columns, policy.default_schema)
+    columns.check_columns(
+        subject.inner, subject.profile, policy.denied_columns, policy.default_schema, policy.table_columns
+    )
 
 
 def named_placeholders(subject: Subject) -> Facts | None:

@@ -45,6 +45,13 @@ class Policy(BaseModel):
     # The schema a bare table name resolves to (PostgreSQL ``public``, the MySQL
     # database name, SQLite ``main``). Filled in by the runtime from the connection.
     default_schema: str | None = None
+    # The reflected columns of the tables that have denied columns, in table order:
+    # ``(("customers", ("id", "name", "ssn")), ...)`` (a mapping is accepted too). Filled
+    # in by the runtime at start-up; safety.columns resolves every reference against it.
+    table_columns: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    # MySQL/MariaDB lower_case_table_names=0 (read at connect): table and database names
+    # compare exactly (``CUSTOMERS`` is not ``customers``). Filled in by the runtime.
+    exact_table_names: bool = False
 
     @field_validator(
         "allowed_tables", "denied_columns", "allowed_functions", "denied_functions", mode="before"
@@ -52,6 +59,15 @@ class Policy(BaseModel):
     @classmethod
     def _split_lists(cls, value: object) -> object:
         return _split(value)
+
+    @field_validator("table_columns", mode="before")
+    @classmethod
+    def _table_columns(cls, value: object) -> object:
+        if isinstance(value, dict):
+            return tuple((str(table), tuple(cols)) for table, cols in value.items())
+        if isinstance(value, list):
+            return tuple((str(table), tuple(cols)) for table, cols in value)
+        return value
 
     @property
     def read_only(self) -> bool:

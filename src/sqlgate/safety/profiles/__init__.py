@@ -8,6 +8,9 @@ no default profile. ``for_url`` maps a database URL to its profile from the sche
 
 from __future__ import annotations
 
+from dataclasses import replace
+from functools import lru_cache
+
 from sqlgate.errors import ConfigError, PolicyViolation
 from sqlgate.safety.profiles import mysql, postgresql, sqlite
 from sqlgate.safety.profiles.base import ExplainSyntax, IdentifierCase, SafetyProfile, TextGuard
@@ -66,6 +69,20 @@ def get(dialect: str | SafetyProfile) -> SafetyProfile:
     return profile
 
 
+def for_policy(profile: SafetyProfile, exact_table_names: bool) -> SafetyProfile:
+    """``profile`` as one database uses it: with ``exact_table_names`` (MySQL/MariaDB
+    ``lower_case_table_names=0``, read at connect) table and schema names compare exactly."""
+    if not exact_table_names or profile.identifier_case is IdentifierCase.EXACT:
+        return profile
+    return _exact_variant(profile)
+
+
+@lru_cache(maxsize=16)
+def _exact_variant(profile: SafetyProfile) -> SafetyProfile:
+    # One variant object per profile: the caches keyed by profile identity stay warm.
+    return replace(profile, identifier_case=IdentifierCase.EXACT)
+
+
 def scheme_of(url: str) -> str:
     """The scheme of a database URL, lower-cased, driver suffix kept (``postgresql+asyncpg``)."""
     scheme, sep, _ = url.partition(":")
@@ -90,6 +107,7 @@ def for_url(url: str) -> SafetyProfile:
 
 
 __all__ = [
-    "PROFILES", "ExplainSyntax", "IdentifierCase", "SafetyProfile", "TextGuard", "accepted_names", "for_scheme",
+    "PROFILES", "ExplainSyntax", "IdentifierCase", "SafetyProfile", "TextGuard", "accepted_names", "for_policy",
+    "for_scheme",
     "for_url", "get", "names", "scheme_of", "url_schemes",
 ]

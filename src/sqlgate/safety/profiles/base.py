@@ -28,9 +28,12 @@ class IdentifierCase(StrEnum):
 
     # Unquoted names fold to lower case; quoted names are exact (PostgreSQL).
     FOLD_UNQUOTED = "fold_unquoted"
-    # Names compare case-insensitively, quoted or not (SQLite; MySQL/MariaDB as sqlgate
-    # compares them today, whatever lower_case_table_names says).
+    # Names compare case-insensitively, quoted or not (SQLite; MySQL/MariaDB with
+    # lower_case_table_names 1 or 2).
     INSENSITIVE = "insensitive"
+    # Names compare exactly, quoted or not (MySQL/MariaDB with lower_case_table_names=0,
+    # read at connect: ``CUSTOMERS`` and ``customers`` are different tables).
+    EXACT = "exact"
 
 
 class ExplainSyntax(StrEnum):
@@ -95,12 +98,16 @@ class SafetyProfile:
     """Type names sqlglot does not know that casts may still name (harmless ones, lower-case)."""
     allowed_system_variables: frozenset[str] = frozenset()
     """``@@name`` system variables a query may read (MySQL: only harmless ones)."""
+    rowid_names: frozenset[str] = frozenset()
+    """Pseudo-columns that may alias a real column (SQLite ``rowid``, MySQL ``_rowid``)."""
     # identifier_key runs for every table reference: an enum member lookup there costs
     # more than the rest of the function, so the case rule is resolved once here.
     _quoted_exact: bool = field(init=False, repr=False)
+    _exact: bool = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_quoted_exact", self.identifier_case is IdentifierCase.FOLD_UNQUOTED)
+        object.__setattr__(self, "_exact", self.identifier_case is IdentifierCase.EXACT)
 
     def __repr__(self) -> str:
         return f"SafetyProfile({self.name!r})"
@@ -110,6 +117,8 @@ class SafetyProfile:
         """The name a table or schema identifier is compared by (None when absent)."""
         if identifier is None or identifier == "":
             return None
+        if self._exact:
+            return identifier if isinstance(identifier, str) else str(identifier.this)
         if isinstance(identifier, str):
             return identifier.lower()
         if identifier.quoted and self._quoted_exact:

@@ -48,7 +48,8 @@ PROFILE = SafetyProfile(
     aliases=frozenset({"mariadb"}),
     url_schemes=frozenset({"mysql", "mariadb", "mysql+aiomysql", "mariadb+aiomysql"}),
     denied_functions=DENIED_FUNCTIONS,
-    # lower_case_table_names varies by platform; names are compared lower-cased.
+    # lower_case_table_names varies by platform: names compare lower-cased unless the
+    # runtime read 0 at connect (Policy.exact_table_names: profiles.for_policy).
     identifier_case=IdentifierCase.INSENSITIVE,
     catalog_schemas=frozenset({"information_schema", "mysql", "performance_schema", "sys"}),
     # MySQL has no system-table prefix of its own; its catalogs live in catalog_schemas.
@@ -57,6 +58,7 @@ PROFILE = SafetyProfile(
     keyword_tables=frozenset({"dual"}),
     variables_as_parameters=True,
     explain_syntax=ExplainSyntax.OPTIONS,
+    rowid_names=frozenset({"_rowid"}),
     # Harmless to read; every other @@variable can reveal paths, hosts or settings.
     allowed_system_variables=frozenset({"version", "version_comment", "time_zone", "system_time_zone"}),
 )

@@ -38,4 +38,5 @@ PROFILE = SafetyProfile(
     # $name and @name are driver placeholders in SQLite, but sqlglot reads them as columns.
     bare_parameter_prefixes="$@",
     explain_syntax=ExplainSyntax.QUERY_PLAN,
+    rowid_names=frozenset({"rowid", "oid", "_rowid_"}),
 )
