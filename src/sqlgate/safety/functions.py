@@ -312,6 +312,8 @@ def check_functions(
                 raise _refuse(node, profile, " as a schema-qualified call (that names a user-defined function)")
             if isinstance(parent, exp.Table) and parent.this is node and not _qualifier_allowed(parent.args.get("db"), profile):
                 raise _refuse(node, profile, " as a schema-qualified call (that names a user-defined function)")
+        elif isinstance(node, exp.ObjectIdentifier):
+            _check_object_type(node, profile)
         elif isinstance(node, exp.DataType):
             _check_type(node, profile)
         elif isinstance(node, exp.SessionParameter):
@@ -339,6 +341,18 @@ def _check_type(node: exp.DataType, profile: SafetyProfile) -> None:
         f"the type {kind} is not allowed in a cast or column definition",
         "cast to a standard type (int, numeric, text, date, timestamp, json, ...); types such as "
         "regclass resolve object names written in strings and are refused",
+        code="FUNCTION_NOT_ALLOWED",
+    )
+
+
+def _check_object_type(node: exp.ObjectIdentifier, profile: SafetyProfile) -> None:
+    """PostgreSQL OID alias types (regclass, regproc, ...) look up objects named in strings."""
+    if str(node.this).lower() in profile.allowed_user_types:
+        return
+    raise PolicyViolation(
+        f"casts to {str(node.this).lower()} are not allowed",
+        "object-identifier types resolve table and function names written in strings, which "
+        "would bypass the table whitelist; query whitelisted tables by name",
         code="FUNCTION_NOT_ALLOWED",
     )
 

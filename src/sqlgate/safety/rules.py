@@ -147,20 +147,101 @@ def check_hidden_effects(statement: exp.Expr, policy: Policy) -> None:
 
 
 def check_unbounded_write(statement: exp.Expr, kind: str, policy: Policy) -> None:
-    """UPDATE/DELETE need a WHERE that names rows (``WHERE 1=1`` does not), also inside CTEs."""
+    """Writes that change existing rows must name them, also inside CTEs:
+
+    - UPDATE/DELETE need a WHERE that names columns (``WHERE 1=1`` does not);
+    - MERGE with WHEN MATCHED THEN UPDATE/DELETE needs an ON condition on columns and a
+      bounded source (VALUES, a query with a WHERE on columns or a LIMIT, a query without
+      FROM) or an ``AND`` condition on columns in the WHEN clause;
+    - INSERT ... ON CONFLICT DO UPDATE, MySQL ON DUPLICATE KEY UPDATE and SQLite INSERT OR
+      REPLACE change the rows they collide with: their source must be bounded the same way
+      (VALUES always is), or the DO UPDATE carries a WHERE on columns.
+    """
     if policy.allow_unbounded_writes:
         return
-    for node in statement.find_all(exp.Update, exp.Delete):
-        if isinstance(node.parent, exp.When):
-            continue  # MERGE ... WHEN MATCHED THEN UPDATE/DELETE: bounded by the ON condition
-        where = node.args.get("where")
-        if where is None or where.find(exp.Column) is None:
-            word = "UPDATE" if isinstance(node, exp.Update) else "DELETE"
-            raise PolicyViolation(
-                f"{word} without a WHERE condition on columns changes every row of the table",
-                "add a WHERE clause naming the rows to change (e.g. WHERE id = :id)",
-                code="UNBOUNDED_WRITE",
-            )
+    for node in statement.find_all(exp.Update, exp.Delete, exp.Merge, exp.Insert):
+        if isinstance(node, exp.Merge):
+            _check_merge(node)
+        elif isinstance(node, exp.Insert):
+            _check_upsert(node)
+        elif isinstance(node.parent, exp.When):
+            continue  # judged with its MERGE
+        else:
+            where = node.args.get("where")
+            if where is None or where.find(exp.Column) is None:
+                word = "UPDATE" if isinstance(node, exp.Update) else "DELETE"
+                raise PolicyViolation(
+                    f"{word} without a WHERE condition on columns changes every row of the table",
+                    "add a WHERE clause naming the rows to change (e.g. WHERE id = :id)",
+                    code="UNBOUNDED_WRITE",
+                )
+
+
+_UNBOUNDED_HINT = ("bound the rows: a VALUES list, a source query with a WHERE on columns or a LIMIT, "
+                   "or ask the operator for allow_unbounded_writes")
+
+
+def _names_columns(node: exp.Expr | None) -> bool:
+    return node is not None and node.find(exp.Column) is not None
+
+
+def _bounded_source(source: exp.Expr | None) -> bool:
+    """A source of rows that cannot be 'every row of a table' without saying so."""
+    while isinstance(source, (exp.Subquery, exp.Paren)):
+        source = source.this
+    if isinstance(source, exp.Values):
+        return True
+    if isinstance(source, exp.SetOperation):
+        return _bounded_source(source.left) and _bounded_source(source.right)
+    if isinstance(source, exp.Select):
+        if source.args.get("limit") is not None or source.args.get("from_") is None:
+            return True
+        return _names_columns(source.args.get("where"))
+    return False
+
+
+def _changes_rows(then: exp.Expr | None) -> bool:
+    # WHEN MATCHED THEN DELETE parses as a bare Var.
+    return isinstance(then, (exp.Update, exp.Delete)) or (
+        isinstance(then, exp.Var) and str(then.this).upper() == "DELETE")
+
+
+def _check_merge(node: exp.Merge) -> None:
+    whens = node.args.get("whens")
+    changing = [w for w in (whens.expressions if whens else ()) if _changes_rows(w.args.get("then"))]
+    if not changing:
+        return  # only WHEN NOT MATCHED THEN INSERT: adds rows
+    on_columns = _names_columns(node.args.get("on")) or bool(node.args.get("using_cond"))
+    source_bounded = _bounded_source(node.args.get("using"))
+    for when in changing:
+        if on_columns and (source_bounded or _names_columns(when.args.get("condition"))):
+            continue
+        raise PolicyViolation(
+            "MERGE ... WHEN MATCHED THEN UPDATE/DELETE here can change every row of the table",
+            "join on columns (ON t.id = s.id) and " + _UNBOUNDED_HINT
+            + ", or add AND <condition on columns> to WHEN MATCHED",
+            code="UNBOUNDED_WRITE",
+        )
+
+
+def _check_upsert(node: exp.Insert) -> None:
+    conflict = node.args.get("conflict")
+    updates = isinstance(conflict, exp.OnConflict) and (
+        bool(conflict.args.get("duplicate")) or "UPDATE" in str(conflict.args.get("action") or "").upper()
+    )
+    replaces = str(node.args.get("alternative") or "").upper() == "REPLACE"
+    if not (updates or replaces):
+        return
+    if _bounded_source(node.args.get("expression")):
+        return
+    if updates and isinstance(conflict, exp.OnConflict) and _names_columns(conflict.args.get("where")):
+        return
+    what = "INSERT OR REPLACE" if replaces else "INSERT ... SELECT with an upsert clause"
+    raise PolicyViolation(
+        f"{what} can change every row of the table it collides with",
+        _UNBOUNDED_HINT + "; a DO UPDATE ... WHERE on columns also bounds it",
+        code="UNBOUNDED_WRITE",
+    )
 
 
 def apply_row_cap(statement: exp.Expr, cap: int) -> bool:
