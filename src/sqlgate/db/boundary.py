@@ -168,7 +168,7 @@ def classify(database: Database, exc: BaseException, timeout_ms: int) -> tuple[S
     else:
         cause = exc
         error = QueryTimeout(*_timeout_text(timeout_ms)) if isinstance(exc, TimeoutError) else \
-            database.driver.map_error(exc, timeout_ms)
+            database.map_error(exc, timeout_ms)
     clean = not isinstance(error, DatabaseUnavailable) and database.driver.answered(cause)
     return error, clean
 

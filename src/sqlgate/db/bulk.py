@@ -112,7 +112,7 @@ async def insert_rows(plan: InsertPlan, conn: Any, rows: list[tuple[Any, ...]], 
     except SqlgateError:
         raise
     except Exception as exc:  # driver errors; cancellation propagates untouched
-        raise plan.database.driver.map_error(exc, timeout_ms) from exc
+        raise plan.database.map_error(exc, timeout_ms) from exc
 
 
 class StreamFailed(Exception):
@@ -142,4 +142,4 @@ async def copy_stream(
     except SqlgateError as error:
         raise StreamFailed(error, None) from error
     except Exception as exc:  # driver errors; cancellation propagates untouched
-        raise StreamFailed(driver.map_error(exc, timeout_ms), driver.failed_record(exc)) from exc
+        raise StreamFailed(plan.database.map_error(exc, timeout_ms), driver.failed_record(exc)) from exc

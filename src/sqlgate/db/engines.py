@@ -23,9 +23,11 @@ from sqlalchemy.util import await_
 from sqlgate.db import dialects
 from sqlgate.db.dialects import Dialect, async_url
 from sqlgate.db.structure import SchemaCache
-from sqlgate.errors import DatabaseUnavailable, InvalidArgument, PoolExhausted
+from sqlgate.errors import DatabaseUnavailable, InvalidArgument, PoolExhausted, SqlgateError
 from sqlgate.logging import get_logger, mask_secrets
+from sqlgate.safety import profiles as safety_profiles
 from sqlgate.safety.policy import Policy
+from sqlgate.safety.redact import redact_error
 from sqlgate.settings import ResolvedDatabase, Settings
 
 log = get_logger("sqlgate.db")
@@ -106,6 +108,14 @@ class Database:
             raw = await conn.get_raw_connection()
         return conn, raw, raw.driver_connection
 
+    def map_error(self, exc: BaseException, timeout_ms: int) -> SqlgateError:
+        """The dialect's error for ``exc``; where the policy denies columns, the values the
+        database quoted in its message are redacted (a denied value could be among them)."""
+        error = self.driver.map_error(exc, timeout_ms)
+        if self.policy.denied_columns:
+            redact_error(error)
+        return error
+
     def unreachable(self, exc: BaseException) -> DatabaseUnavailable:
         first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         return DatabaseUnavailable(
@@ -154,15 +164,27 @@ class Database:
         started = time.perf_counter()
         facts = await reflect.server_facts(self.engine, self.driver)
         self.server_version = facts.version
+        profile = safety_profiles.get(self.dialect)
+        system = bool(facts.default_schema) and profile.is_catalog(facts.default_schema, "")
+        if system:
+            log.warning(
+                "the database URL names a system schema; no table of it is whitelisted by reflection",
+                database=self.name, schema=facts.default_schema,
+                hint="point the URL at the database that holds your tables, or set allowed_tables explicitly",
+            )
         tables = None
         if self.policy.allowed_tables is None:
-            tables = tuple(
+            # System schemas and catalog tables never enter a reflected whitelist.
+            tables = () if system else tuple(
                 t for t in await reflect.table_names(self.engine, facts.default_schema)
-                if t.lower() not in SQLGATE_TABLES
+                if t.lower() not in SQLGATE_TABLES and not profile.is_catalog(None, t)
             )
-        updates: dict[str, Any] = {"default_schema": facts.default_schema}
+        updates: dict[str, Any] = {"default_schema": facts.default_schema,
+                                   "exact_table_names": facts.exact_table_names}
         if tables is not None:
             updates["allowed_tables"] = tables
+        if self.policy.denied_columns:
+            updates["table_columns"] = await self._protected_columns(reflect)
         self.policy = self.policy.model_copy(update=updates)
         log.info(
             "database ready",
@@ -175,6 +197,23 @@ class Database:
             whitelist_source="reflected" if tables is not None else "configured",
             ms=round((time.perf_counter() - started) * 1000, 1),
         )
+
+    async def _protected_columns(self, reflect: Any) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        """The reflected columns of every table with denied columns (safety resolves each
+        column reference of a statement on them against these)."""
+        from sqlgate.safety.columns import denied_tables
+
+        wanted = denied_tables(self.policy.denied_columns, self.dialect)
+        found = await reflect.column_names(self.engine, [(schema, name) for schema, name, _ in wanted])
+        known = []
+        for schema, name, key in wanted:
+            columns = found.get((schema, name))
+            if columns is None:
+                log.warning("a table named in denied_columns was not found; its columns are judged by name only",
+                            database=self.name, table=key)
+                continue
+            known.append((key, columns))
+        return tuple(known)
 
 
 class Databases:

@@ -255,7 +255,7 @@ async def run_statements(
     except ResultCut:
         raise
     except Exception as exc:  # driver errors; cancellation propagates untouched
-        raise database.driver.map_error(exc, timeout_ms) from exc
+        raise database.map_error(exc, timeout_ms) from exc
     finally:
         # health_check's slow-query count: every statement sqlgate runs for a tool passes
         # here (timeouts included), whatever the driver; one float compare per call.

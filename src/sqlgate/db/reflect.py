@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 class ServerFacts:
     version: str
     default_schema: str | None
+    # Table and schema names compare exactly (MySQL/MariaDB lower_case_table_names=0).
+    exact_table_names: bool = False
 
 
 async def server_facts(engine: AsyncEngine, driver: Dialect) -> ServerFacts:
@@ -27,7 +29,8 @@ async def server_facts(engine: AsyncEngine, driver: Dialect) -> ServerFacts:
     async with engine.connect() as conn:
         row = (await conn.execute(text(driver.facts_sql))).one()
         await conn.rollback()
-    return ServerFacts(version=driver.server_version(str(row[0])), default_schema=row[1])
+    exact = bool(row[2]) if len(row) > 2 else False
+    return ServerFacts(version=driver.server_version(str(row[0])), default_schema=row[1], exact_table_names=exact)
 
 
 async def table_names(engine: AsyncEngine, schema: str | None = None) -> list[str]:
@@ -41,5 +44,32 @@ async def table_names(engine: AsyncEngine, schema: str | None = None) -> list[st
 
     async with engine.connect() as conn:
         result = await conn.run_sync(names)
+        await conn.rollback()
+    return result
+
+
+async def column_names(
+    engine: AsyncEngine, tables: list[tuple[str | None, str]]
+) -> dict[tuple[str | None, str], tuple[str, ...]]:
+    """The columns of each (schema, name), in table order; a table not found is left out.
+
+    A name not found as written is tried lower-cased (an unquoted name in a policy)."""
+
+    def columns(sync_conn: Any) -> dict[tuple[str | None, str], tuple[str, ...]]:
+        inspector = inspect(sync_conn)
+        found: dict[tuple[str | None, str], tuple[str, ...]] = {}
+        for schema, name in tables:
+            for candidate in dict.fromkeys((name, name.lower())):
+                try:
+                    cols = inspector.get_columns(candidate, schema=schema)
+                except Exception:  # noqa: BLE001, S112 - missing table: try the next spelling
+                    continue
+                if cols:
+                    found[(schema, name)] = tuple(str(c["name"]) for c in cols)
+                    break
+        return found
+
+    async with engine.connect() as conn:
+        result = await conn.run_sync(columns)
         await conn.rollback()
     return result

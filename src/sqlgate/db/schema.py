@@ -80,14 +80,16 @@ async def table_info(database: Database, table: str, *, refresh: bool = False) -
 
     Raises TABLE_NOT_ALLOWED when the table is not whitelisted or does not exist.
     """
+    from sqlgate.safety import profiles as safety_profiles
     from sqlgate.safety import tables as safety_tables
 
-    dialect = database.dialect
+    # The database's own name rules (exact on MySQL with lower_case_table_names=0).
+    dialect = safety_profiles.for_policy(safety_profiles.get(database.dialect), database.policy.exact_table_names)
     whitelist = safety_tables.parse_whitelist(database.policy.allowed_tables or (), dialect)
     try:
         import sqlglot.expressions as exp
 
-        parsed = exp.to_table(table, dialect=dialect)
+        parsed = exp.to_table(table, dialect=database.dialect)
         name = safety_tables.table_name(parsed, dialect)
     except PolicyViolation:
         raise

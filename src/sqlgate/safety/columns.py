@@ -76,6 +76,25 @@ def _parse_denied(entries: tuple[str, ...], profile: SafetyProfile) -> tuple[Den
     return tuple(found)
 
 
+def denied_tables(entries: tuple[str, ...], dialect: str | SafetyProfile) -> list[tuple[str | None, str, str]]:
+    """The tables ``denied_columns`` names: (schema, name) as written, and the entry to
+    use for them in ``Policy.table_columns`` (the table part, quoting kept)."""
+    profile = profiles.get(dialect)
+    found: dict[str, tuple[str | None, str, str]] = {}
+    for entry in entries:
+        try:
+            column = exp.to_column(entry, dialect=profile.sqlglot_dialect)
+        except Exception:  # noqa: S112 - an unreadable entry names no table
+            continue
+        table = column.args.get("table") if isinstance(column, exp.Column) else None
+        if table is None:
+            continue
+        db = column.args.get("db")
+        key = exp.Table(this=table.copy(), db=db.copy() if db is not None else None).sql(profile.sqlglot_dialect)
+        found.setdefault(key, (str(db.this) if db is not None else None, str(table.this), key))
+    return list(found.values())
+
+
 @lru_cache(maxsize=256)
 def _parse_columns(
     entries: tuple[tuple[str, tuple[str, ...]], ...], profile: SafetyProfile

@@ -273,7 +273,8 @@ class Dialect(ABC):
     isolation_levels: ClassVar[tuple[str, ...]] = ISOLATION_LEVELS
     bulk_isolation: ClassVar[str | None] = None  # bulk_insert's transactions
     # --- catalog
-    facts_sql: ClassVar[str]  # one row: (version text, default schema)
+    # One row: (version text, default schema[, whether table names compare exactly]).
+    facts_sql: ClassVar[str]
     row_estimate_sql: ClassVar[str | None] = None  # bound :schema, :name; one number or NULL
     row_count_source: ClassVar[str] = "exact count(*)"
 

@@ -37,7 +37,9 @@ class MySQLDialect(Dialect):
     name = "mysql"
     sqlglot_dialect = "mysql"
     async_driver = "mysql+aiomysql"
-    facts_sql = "SELECT VERSION(), DATABASE()"
+    # The third column: whether table and database names compare exactly
+    # (lower_case_table_names=0, the Linux default: CUSTOMERS is not customers).
+    facts_sql = "SELECT VERSION(), DATABASE(), @@lower_case_table_names = 0"
     # sqlgate's own fixed catalog statement, with bound values: it bypasses safety.check.
     row_estimate_sql = (
         "SELECT table_rows FROM information_schema.tables "

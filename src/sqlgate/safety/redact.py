@@ -1,0 +1,80 @@
+"""Values in database error texts, redacted where a denied column's value could show.
+
+A database quotes row values in its error messages: MariaDB/MySQL ``Duplicate entry
+'Bob-123-45-6789' for key 'name_ssn'``, PostgreSQL ``Key (name, ssn)=(Bob, 123-45-6789)
+already exists`` and ``Failing row contains (1, null, 123-45-6789)`` (the whole row,
+denied columns included, on a NOT NULL or CHECK failure). For a database whose policy
+denies columns, every such value is replaced by ``…`` before the error reaches the
+agent; the names of keys, columns, constraints and tables stay.
+"""
+
+from __future__ import annotations
+
+import re
+
+from sqlgate.errors import SqlgateError
+
+MASK = "…"
+
+# What sqlgate appends to a database message: `` (SQLSTATE 23505)``, `` (error 1062)``.
+_CODE = re.compile(r"\.?\s*\((?:SQLSTATE [0-9A-Z]+|error \d+|SQLITE_[A-Z_]+)\)\s*$")
+# PostgreSQL DETAIL: ``Key (cols)=(values) already exists`` and ``Failing row contains (...)``.
+_PG_KEY = re.compile(r"Key \((?:[^()]|\([^()]*\))*\)=")
+_PG_KEY_END = re.compile(r"\)(?:\s+(?:already exists|is not present in table|is still referenced from table"
+                         r"|conflicts with existing key))")
+_PG_ROW = re.compile(r"Failing row contains ")
+# ``invalid input syntax for type integer: "abc"``, ``... value for enum mood: "x"``.
+_PG_INPUT = re.compile(r'(: )".*"')
+# MySQL/MariaDB ``Duplicate entry '<values>' for key '<name>'``: up to the last `` for key``
+# (a value may itself hold a quote).
+_MY_ENTRY = re.compile(r"(Duplicate entry )'.*'(?= for key )")
+# Other single-quoted values, except the quoted name after ``key``, ``column``, ``table``,
+# ``constraint`` or ``index`` (identifiers, not values).
+_QUOTED = re.compile(r"(?<!key )(?<!column )(?<!table )(?<!constraint )(?<!index )'(?:[^'\\]|\\.|'')*'",
+                     re.IGNORECASE)
+
+
+def _mask_tail(line: str, start: int, end: re.Pattern[str] | None = None) -> str:
+    """``line`` with everything from ``start`` masked, up to the last ``end`` match (or
+    the appended error code, or the end of the line)."""
+    rest = line[start:]
+    keep = ""
+    if end is not None:
+        ends = list(end.finditer(rest))
+        if ends:
+            keep = rest[ends[-1].start():]
+    if not keep:
+        code = _CODE.search(rest)
+        keep = code.group(0) if code else ""
+    return f"{line[:start]}({MASK}" + (keep if keep.startswith(")") else ")" + keep)
+
+
+def _redact_line(line: str) -> str:
+    key = _PG_KEY.search(line)
+    if key is not None:
+        return _mask_tail(line, key.end(), _PG_KEY_END)
+    row = _PG_ROW.search(line)
+    if row is not None:
+        return _mask_tail(line, row.end())
+    line = _MY_ENTRY.sub(lambda m: f"{m.group(1)}'{MASK}'", line)
+    code = _CODE.search(line)
+    body, tail = (line[:code.start()], line[code.start():]) if code else (line, "")
+    body = _PG_INPUT.sub(lambda m: f'{m.group(1)}"{MASK}"', body) if body.rstrip().endswith('"') else body
+    return _QUOTED.sub(f"'{MASK}'", body) + tail
+
+
+def redact_text(text: str) -> str:
+    """``text`` with every quoted row value replaced by ``…``."""
+    return "\n".join(_redact_line(line) for line in text.split("\n"))
+
+
+def redact_error(error: SqlgateError) -> SqlgateError:
+    """Redact ``error``'s message in place (and return it)."""
+    redacted = redact_text(error.message)
+    if redacted != error.message:
+        error.message = redacted
+        error.args = (redacted, *error.args[1:])
+    return error
+
+
+__all__ = ["MASK", "redact_error", "redact_text"]
