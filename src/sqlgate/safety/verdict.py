@@ -30,6 +30,9 @@ class Verdict:
     expressions: tuple[exp.Expr, ...] = field(repr=False, compare=False)
     row_capped: bool = False
     warnings: tuple[str, ...] = ()
+    bound: tuple[tuple[str, Any], ...] = ()
+    """Integer literals the shape cache (``safety.shapes``) hoisted out of ``expressions``
+    as named placeholders: the execution layer binds them with the caller's parameters."""
 
     @property
     def statement_kind(self) -> str:

@@ -29,6 +29,7 @@ from sqlgate.errors import ConfigError
 from sqlgate.logging import get_logger
 from sqlgate.server.app import build_server
 from sqlgate.server.auth import load_tokens
+from sqlgate.server.stdio import run_stdio_session
 from sqlgate.settings import Settings
 
 log = get_logger("sqlgate.server")
@@ -92,7 +93,7 @@ def run_stdio(server: Any, settings: Settings) -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.add_signal_handler(sig, stop.set)
-        serving = asyncio.ensure_future(server.run_stdio_async())
+        serving = asyncio.ensure_future(run_stdio_session(server))  # server/stdio.py: lean asyncio pipes
         stopping = asyncio.ensure_future(stop.wait())
         await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
         stopping.cancel()

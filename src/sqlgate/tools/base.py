@@ -18,6 +18,7 @@ from pydantic import BaseModel
 from sqlgate import safety
 from sqlgate.calls import record as record  # the tools' way to note facts on the call
 from sqlgate.errors import InvalidArgument
+from sqlgate.safety.shapes import check_shape
 
 if TYPE_CHECKING:
     from mcp.server.mcpserver import Context
@@ -50,11 +51,20 @@ async def database_for(ctx: Context[Any], name: str | None) -> Database:
     return database
 
 
-def check_sql(database: Database, sql: str) -> Verdict:
-    """``safety.check`` for one database, noting the verdict on the call record."""
+def check_sql(database: Database, sql: str, *, hoist: bool = False) -> Verdict:
+    """``safety.check`` for one database, noting the verdict on the call record.
+
+    With ``hoist`` the verdict may come from the shape cache (``safety.shapes``): integer
+    literals compared with columns travel as bound parameters (``Verdict.bound``). Only
+    for callers that run the verdict through ``db.guard`` (which binds them) and do not
+    read literal values from its tree.
+    """
     record(sql=sql)
     try:
-        verdict = safety.check(sql, database.dialect, database.policy)
+        if hoist:
+            verdict = check_shape(sql, database.dialect, database.policy)
+        else:
+            verdict = safety.check(sql, database.dialect, database.policy)
     except Exception:
         record(verdict="denied")
         raise

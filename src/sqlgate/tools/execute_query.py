@@ -82,7 +82,7 @@ async def execute_query(
 ) -> Annotated[CallToolResult, QueryResult]:
     params = require_dict(parameters, "parameters")
     db = await database_for(ctx, database)
-    verdict = check_sql(db, query)
+    verdict = check_sql(db, query, hoist=True)  # shape cache: literals as bound parameters
     timeout_ms = db.policy.statement_timeout_ms
     if timeout_seconds is not None:
         timeout_ms = max(1, min(timeout_ms, int(timeout_seconds * 1000)))
