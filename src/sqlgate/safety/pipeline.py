@@ -15,7 +15,7 @@ from typing import NamedTuple
 from sqlglot import exp
 
 from sqlgate.errors import PolicyViolation
-from sqlgate.safety import columns, explain, functions, parse, rules, tables
+from sqlgate.safety import columns, cost, explain, functions, parse, rules, tables
 from sqlgate.safety.policy import Policy
 from sqlgate.safety.profiles import SafetyProfile
 from sqlgate.safety.tables import TableName
@@ -169,6 +169,7 @@ RULES: tuple[Rule, ...] = (
     allowed_tables,
     allowed_columns,
     named_placeholders,
+    cost.bounded_cost,
 )
 
 
