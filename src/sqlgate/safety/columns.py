@@ -265,7 +265,8 @@ class _Resolver:
             out.append(self.table_source(item))
         elif isinstance(item, exp.Subquery):
             inner = item.this
-            if isinstance(inner, exp.Query):
+            # (A Subquery is a Query too: ``((customers c JOIN ...))`` nests them.)
+            if isinstance(inner, exp.Query) and not isinstance(inner, exp.Subquery):
                 out.append(_Source(frozenset({_alias(item)} - {""}), _alias(item) or "subquery",
                                    visible=_alias_names(item) or _outputs(inner)))
             else:
@@ -277,7 +278,8 @@ class _Resolver:
                     out.append(_combined(alias, out[start:]))
         elif isinstance(item, exp.Lateral):
             inner = item.this
-            if isinstance(inner, exp.Subquery) and isinstance(inner.this, exp.Query):
+            if (isinstance(inner, exp.Subquery) and isinstance(inner.this, exp.Query)
+                    and not isinstance(inner.this, exp.Subquery)):
                 alias = _alias(item) or _alias(inner)
                 out.append(_Source(frozenset({alias} - {""}), alias or "lateral",
                                    visible=_alias_names(item) or _alias_names(inner) or _outputs(inner.this)))
