@@ -194,7 +194,7 @@ async def test_read_only_database_refuses(backend: Backend) -> None:
     async with backend.client(mode="read_only", allowed_tables=table) as client:
         tools = {t.name for t in (await client.list_tools()).tools}
         result = await client.call_tool("bulk_insert", {"table": table, "records": people(1, 2)})
-    assert "bulk_insert" in tools  # listed, so an agent learns why it cannot write
+    assert "bulk_insert" not in tools  # not listed on a read-only server, but a call explains
     assert error_code(result) == "WRITE_NOT_ALLOWED"
     assert await count(backend, table) == 0
 

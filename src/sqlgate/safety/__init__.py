@@ -16,9 +16,10 @@ from functools import lru_cache
 import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ErrorLevel
+from sqlglot.tokenizer_core import Token
 
 from sqlgate.errors import PolicyViolation
-from sqlgate.safety import parse, pipeline, profiles, rules, tables
+from sqlgate.safety import parse, pipeline, profiles, render, rules, tables
 from sqlgate.safety.pipeline import RULES
 from sqlgate.safety.policy import Mode, Policy
 from sqlgate.safety.profiles import SafetyProfile
@@ -77,10 +78,10 @@ _check_cached = lru_cache(maxsize=_CACHE_SIZE)(check_uncached)
 def _check(sql: str, profile: SafetyProfile, policy: Policy) -> Verdict:
     parse.guard_size(sql, policy.max_query_length)
     profile.guard_text(sql)
-    statements = [rules.unwrap(s) for s in parse.parse(sql, profile)]
-    if len(statements) > 1 and not policy.allow_multi_statement:
+    parsed = [(rules.unwrap(s), tokens) for s, tokens in parse.parse_with_tokens(sql, profile)]
+    if len(parsed) > 1 and not policy.allow_multi_statement:
         raise PolicyViolation(
-            f"the query holds {len(statements)} statements; one is allowed per call",
+            f"the query holds {len(parsed)} statements; one is allowed per call",
             "split it into separate calls, or use transaction_manager to run several "
             "statements atomically",
             code="MULTI_STATEMENT",
@@ -90,22 +91,47 @@ def _check(sql: str, profile: SafetyProfile, policy: Policy) -> Verdict:
     touched: list[str] = []
     sent: list[str] = []
     checked: list[exp.Expr] = []
-    writes = capped = False
+    writes = capped = positional = False
     placeholders: list[str] = []
-    for statement in statements:
+    for statement, tokens in parsed:
         subject = pipeline.prepare(statement, profile, policy, whitelist)
         facts = pipeline.run(subject)
         placeholders.extend(p for p in facts.parameters if p not in placeholders)
+        cap: int | None = None
+        had_limit = True
         if subject.explains:
             kinds.append("explain")
         else:
             kinds.append(subject.kind)
             writes = writes or facts.writes
+            had_limit = statement.args.get("limit") is not None
             # Freshly parsed for this check: safe to change in place.
-            capped = rules.apply_row_cap(statement, policy.max_rows + 1) or capped
+            if rules.apply_row_cap(statement, policy.max_rows + 1):
+                capped, cap = True, policy.max_rows + 1
         touched.extend(q for q in (n.qualified() for n in facts.tables) if q not in touched)
         prefix = subject.explain_prefix
-        text = prefix + _generate(subject.inner, profile) if prefix else _generate(statement, profile)
+        faithful = None if prefix else _faithful(statement, tokens, sql, profile, cap, not had_limit)
+        if faithful is not None:
+            text, positional_here = faithful
+            positional = positional or positional_here
+        elif any(p.name in ("", "?") for p in statement.find_all(exp.Placeholder)):
+            raise PolicyViolation(
+                "sqlgate cannot number the ? placeholders of this statement safely",
+                "use named placeholders like :customer_id with `parameters` as an object",
+                code="PARSE_ERROR",
+            )
+        elif profile.strings.escape_strings and any(
+                "\\" in str(n.this) for n in statement.find_all(exp.Literal) if n.is_string):
+            # sqlglot would write the value as a plain '...' string, which means something
+            # else where standard_conforming_strings is off.
+            raise PolicyViolation(
+                "sqlgate cannot send this query's backslash string literal safely",
+                "pass the text as a bound parameter",
+                code="PARSE_ERROR",
+            )
+        else:
+            text = prefix + _generate(subject.inner, profile) if prefix else _generate(statement, profile)
+            positional = positional or any(isinstance(p, exp.Parameter) for p in statement.find_all(exp.Parameter))
         if "\x00" in text:
             # db.dialects.bind splits its parameter template on NUL: none may be sent.
             raise PolicyViolation("the query renders a NUL character", "remove it", code="PARSE_ERROR")
@@ -120,7 +146,31 @@ def _check(sql: str, profile: SafetyProfile, policy: Policy) -> Verdict:
         parameters=tuple(placeholders),
         expressions=tuple(checked),
         row_capped=capped,
+        positional=positional,
     )
+
+
+def _faithful(
+    statement: exp.Expr, tokens: list[Token], sql: str, profile: SafetyProfile, cap: int | None, append: bool
+) -> tuple[str, bool] | None:
+    """The statement written from its own tokens (``safety.render``), if that text parses
+    back to exactly the checked tree; registers the placeholder template for ``bind``."""
+    if not tokens:
+        return None
+    emitted = render.emit(tokens, sql, profile, cap, append)
+    if emitted is None:
+        return None
+    text, parts, positional = emitted
+    if len(parts) // 2 != sum(1 for _ in statement.find_all(exp.Placeholder, exp.Parameter)):
+        return None
+    try:
+        again = parse.parse(text, profile)
+    except PolicyViolation:
+        return None
+    if len(again) != 1 or rules.unwrap(again[0]) != statement:
+        return None
+    render.register(statement, profile.sqlglot_dialect, parts)
+    return text, positional
 
 
 def _generate(statement: exp.Expr, profile: SafetyProfile) -> str:

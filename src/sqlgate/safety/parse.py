@@ -20,7 +20,7 @@ from sqlglot.errors import ErrorLevel
 from sqlglot.tokenizer_core import Token, TokenType
 
 from sqlgate.errors import PolicyViolation
-from sqlgate.safety import profiles
+from sqlgate.safety import literals, profiles
 from sqlgate.safety.profiles import SafetyProfile
 
 # Nesting the parser is asked to handle: parentheses, CASE and runs of prefix operators
@@ -118,12 +118,23 @@ def guard_tokens(tokens: list[Token]) -> None:
 
 def parse(sql: str, dialect: str | SafetyProfile) -> list[exp.Expr]:
     """Parse ``sql`` into statements; any parser complaint is a PARSE_ERROR."""
+    return [statement for statement, _ in parse_with_tokens(sql, dialect)]
+
+
+def parse_with_tokens(sql: str, dialect: str | SafetyProfile) -> list[tuple[exp.Expr, list[Token]]]:
+    """Each statement of ``sql`` with the tokens it was parsed from.
+
+    Statements are split on semicolons as sqlglot splits them; what follows the last
+    semicolon when it is only a comment (``SELECT 1; -- count``) is no statement. Every
+    string literal must read the same to sqlglot and to the server (``literals.verify``).
+    """
     profile = profiles.get(dialect)
     try:
         sqlglot_dialect_ = sqlglot.Dialect.get_or_raise(profile.sqlglot_dialect)
         tokens = sqlglot_dialect_.tokenize(sql)
         guard_tokens(tokens)
         profile.guard_tokens(tokens)
+        literals.verify(tokens, sql, profile.strings)
         statements = sqlglot_dialect_.parser(error_level=ErrorLevel.RAISE).parse(tokens, sql)
     except PolicyViolation:
         raise
@@ -133,16 +144,46 @@ def parse(sql: str, dialect: str | SafetyProfile) -> list[exp.Expr]:
         first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise PolicyViolation(
             f"could not parse the query as {profile.name} SQL: {first_line}",
-            _parse_hint(sql),
+            _parse_hint(sql, profile),
             code="PARSE_ERROR",
         ) from None
-    found = [s for s in statements if s is not None]
+    chunks = _chunks(tokens)
+    if len(chunks) != len(statements):  # pragma: no cover - sqlglot splits the same way
+        chunks = [[] for _ in statements]
+    found = [
+        (statement, chunk) for statement, chunk in zip(statements, chunks, strict=True)
+        if statement is not None and not isinstance(statement, exp.Semicolon)
+    ]
+    if profile.strings.escape_strings and any(t.token_type is TokenType.BYTE_STRING for t in tokens):
+        # PostgreSQL E'...' is a text literal like any other (its value decoded above).
+        for statement, _ in found:
+            for node in list(statement.find_all(exp.ByteString)):
+                node.replace(exp.Literal.string(str(node.this)))
     if not found:
         raise PolicyViolation("the query is empty", "send one SQL statement", code="PARSE_ERROR")
     return found
 
 
-def _parse_hint(sql: str) -> str:
-    if "%(" in sql or "%s" in sql or "?" in sql:
-        return "use named placeholders like :customer_id for values (pass them in `parameters`)"
+def _chunks(tokens: list[Token]) -> list[list[Token]]:
+    """The token list split into statements exactly as sqlglot's parser splits it."""
+    chunks: list[list[Token]] = [[]]
+    total = len(tokens)
+    for i, token in enumerate(tokens):
+        if token.token_type is TokenType.SEMICOLON:
+            if token.comments:
+                chunks.append([token])
+            if i < total - 1:
+                chunks.append([])
+        else:
+            chunks[-1].append(token)
+    return chunks
+
+
+def _parse_hint(sql: str, profile: SafetyProfile) -> str:
+    if "%s" in sql or "%(" in sql:
+        return (f"write placeholders as {profile.positional_placeholder} (values in `parameters` as an array) "
+                "or :name (values as an object); %s is not a placeholder sqlgate reads")
+    if "?" in sql or "$" in sql:
+        return (f"on {profile.name} write positional placeholders as {profile.positional_placeholder} "
+                "(values in `parameters` as an array) or named ones as :name (values as an object)")
     return "check the syntax; sqlgate only runs SQL it can fully parse"

@@ -128,26 +128,55 @@ def allowed_columns(subject: Subject) -> None:
 
 
 def named_placeholders(subject: Subject) -> Facts | None:
-    """Only ``:name`` placeholders (PostgreSQL also reads ``%(name)s`` as one)."""
+    """``:name`` placeholders (PostgreSQL also reads ``%(name)s`` as one), or the dialect's
+    positional ones (``$1`` on PostgreSQL, ``?`` on SQLite and MySQL), never both.
+
+    Positional placeholders are named by their number (``"1"``, ``"2"``; ``?`` in text
+    order) so the verdict and the drivers handle both styles alike.
+    """
     profile = subject.profile
     dialect = profile.sqlglot_dialect
     names: list[str] = []
+    positional: set[str] = set()
+    unnumbered = 0
     for node in subject.inner.find_all(exp.Placeholder, exp.Parameter):
         name = node.name if isinstance(node, exp.Placeholder) and not node.args.get("jdbc") else ""
-        if not name or not (name[0].isalpha() or name[0] == "_"):
-            if profile.variables_as_parameters and isinstance(node, exp.Parameter):
-                raise PolicyViolation(
-                    f"session and system variables ({node.sql(dialect)}) are not available",
-                    "use :name placeholders for values and pass them in `parameters`",
-                    code="STATEMENT_NOT_ALLOWED",
-                )
+        if name and (name[0].isalpha() or name[0] == "_"):
+            if name not in names:
+                names.append(name)
+            continue
+        written = node.sql(dialect)
+        style = profile.positional_placeholder
+        if style == "?" and isinstance(node, exp.Placeholder) and name in ("", "?") and written == "?":
+            unnumbered += 1
+            continue
+        if (style == "$1" and isinstance(node, exp.Parameter) and isinstance(node.this, exp.Literal)
+                and str(node.this.this).isdigit() and int(node.this.this) > 0):
+            positional.add(str(int(node.this.this)))
+            continue
+        if profile.variables_as_parameters and isinstance(node, exp.Parameter):
             raise PolicyViolation(
-                f"placeholder {node.sql(dialect)} is not supported",
-                "use named placeholders like :customer_id and pass parameters as an object",
-                code="PARSE_ERROR",
+                f"session and system variables ({written}) are not available",
+                "use :name placeholders for values and pass them in `parameters`",
+                code="STATEMENT_NOT_ALLOWED",
             )
-        if name not in names:
-            names.append(name)
+        raise PolicyViolation(
+            f"placeholder {written} is not supported on {profile.name}",
+            f"write positional placeholders as {style} (values in `parameters` as an array) or "
+            "named ones like :customer_id (values as an object)",
+            code="PARSE_ERROR",
+        )
+    if names and (positional or unnumbered):
+        raise PolicyViolation(
+            "the query mixes :name and positional placeholders",
+            "use one style: :name with `parameters` as an object, or "
+            f"{profile.positional_placeholder} with `parameters` as an array",
+            code="PARSE_ERROR",
+        )
+    if unnumbered:
+        names = [str(i) for i in range(1, unnumbered + 1)]
+    elif positional:
+        names = sorted(positional, key=int)
     if profile.bare_parameter_prefixes:
         for column in subject.inner.find_all(exp.Column):
             ident = column.this

@@ -162,8 +162,8 @@ def _column_comparison(literal: exp.Literal) -> bool:
 
 def _learn(sql: str, spans: list[tuple[int, int]], profile: SafetyProfile, policy: Policy, verdict: Verdict) -> Any:
     """The shape entry for ``sql``, or ``_NO_SHAPE`` when hoisting could change anything."""
-    if verdict.writes or len(verdict.expressions) != 1:
-        return _NO_SHAPE
+    if verdict.writes or len(verdict.expressions) != 1 or getattr(verdict, "positional", False):
+        return _NO_SHAPE  # positional placeholders ($1, ?) are numbered: named ones do not mix
     originals = [sql[start:end] for start, end in spans]
     # Literal texts that occur in the statement only as column comparison operands.
     compared: dict[str, int] = {}

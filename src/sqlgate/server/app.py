@@ -19,6 +19,7 @@ import anyio
 from mcp.server import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, TextContent
+from mcp.types import Tool as MCPTool
 from pydantic import ValidationError
 
 from sqlgate import __version__
@@ -32,8 +33,8 @@ from sqlgate.errors import InvalidArgument, SqlgateError
 from sqlgate.logging import get_logger, mask_secrets
 from sqlgate.server.auth import server_auth
 from sqlgate.settings import Settings
-from sqlgate.tools import TOOL_MODULES
-from sqlgate.tools.base import Runtime, compact_json
+from sqlgate.tools import TOOL_MODULES, WRITE_TOOLS
+from sqlgate.tools.base import Runtime, compact_input_schema, compact_json, shallow_output_schema
 
 log = get_logger("sqlgate.server")
 
@@ -125,6 +126,24 @@ class SqlgateServer(MCPServer[Runtime]):
             for hook in self.after_call:
                 hook(call, outcome, code, time.perf_counter() - started)
 
+    async def list_tools(self) -> list[MCPTool]:
+        """The tools, with write tools left out when every database is read-only."""
+        return [tool for tool in await super().list_tools() if tool.name not in self.hidden_tools]
+
+    def compact_tools(self) -> None:
+        """Publish small schemas (tools/base.py): input schemas without titles and null
+        variants, output schemas one level deep. The server no longer re-validates each
+        result against the output model: ``tool_result`` builds it from that model."""
+        for tool in self._tool_manager.list_tools():
+            tool.parameters = compact_input_schema(tool.parameters)
+            meta = tool.fn_metadata
+            if meta.output_schema is not None:
+                meta.output_schema = shallow_output_schema(meta.output_schema)
+                meta.output_model = None
+                tool.__dict__.pop("output_schema", None)  # a cached_property: read it again
+
+    hidden_tools: frozenset[str] = frozenset()
+
     # Called with (call, outcome, code, seconds) after every tool call; the audit log's
     # submit is one. Hooks must not block.
     after_call: list[AfterCall]
@@ -173,4 +192,7 @@ def build_server(settings: Settings) -> SqlgateServer:
     for module_name in TOOL_MODULES:
         module = importlib.import_module(module_name)
         module.register(server, all_read_only)
+    server.compact_tools()
+    if all_read_only:
+        server.hidden_tools = frozenset(WRITE_TOOLS)
     return server

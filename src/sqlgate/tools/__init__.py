@@ -8,3 +8,7 @@ TOOL_MODULES = (
     "sqlgate.tools.transactions",
     "sqlgate.tools.optimize",
 )
+
+# Listed only when some configured database allows writes (still callable otherwise:
+# a call then gets the refusal with its hint). Keeps tools/list small for read-only use.
+WRITE_TOOLS = ("bulk_insert", "transaction_manager")

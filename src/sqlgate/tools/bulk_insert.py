@@ -46,26 +46,10 @@ class BulkInsertResult(BaseModel):
     hint: str | None = None
 
 
-DESCRIPTION = """Insert many rows into one table in a single call (far faster than one INSERT per row).
-
-`records` is a list of objects mapping column names to values, e.g.
-[{"id": 1, "name": "a"}, {"id": 2, "name": "b"}]. Records may have different keys: a column
-a record leaves out gets its default (or NULL). Every key must be a column of the table;
-dates and timestamps as ISO 8601 strings. Rows are sent in batches of `batch_size`.
-
-`on_conflict` decides what happens when a row's key already exists: `error` (default: the
-call fails), `ignore` (keep the existing row, count it as skipped) or `update` (overwrite
-`update_columns`, default all inserted non-key columns). The key is `conflict_columns`,
-default the primary key, or the unique constraint whose columns the records carry.
-
-`atomic` (default true): all batches in one transaction; any failure writes nothing. With
-`atomic: false` each batch commits on its own; on a failure the call stops and reports the
-failed batch in `failed_batches` (earlier batches stay committed; resume from its
-`first_record`).
-
-Result: `inserted`, `updated`, `skipped`, `batches`, `duration_ms`, `rows_per_second`.
-Refused: read-only databases (WRITE_NOT_ALLOWED), tables outside the whitelist, unknown or
-denied columns, more records or bytes than the server's limits (INVALID_ARGUMENT).
+DESCRIPTION = """Insert many rows into one table: `records` is a list of {column: value} objects, sent in
+batches. `on_conflict`: error (default), ignore, or update (`update_columns`; key:
+`conflict_columns`, default the primary key). `atomic` (default true): all or nothing;
+false commits each batch and reports `failed_batches`.
 """
 
 

@@ -12,20 +12,9 @@ from sqlgate import health
 from sqlgate.health import HealthReport
 from sqlgate.tools.base import record, runtime, tool_result
 
-DESCRIPTION = """Check that sqlgate and its databases are healthy; use it when calls fail with
-DB_UNAVAILABLE, TIMEOUT or POOL_EXHAUSTED, or before a long task.
-
-Returns an overall `status`: `healthy`, `degraded` (something needs attention: a
-whitelisted table is missing, the pool is saturated, migrations are behind, the audit log
-cannot write) or `unhealthy` (a database is unreachable), with the `reasons`. Per database:
-`reachable`, `latency_ms`, dialect and version, pool statistics, the whitelisted tables
-with whether they exist and their row counts (`rows_estimated: true` means a catalog
-estimate), sqlgate's migration status and the number of slow queries since start.
-
-`test_operations: true` also runs a create/insert/select/update/delete round trip on a
-temporary table inside a transaction that is rolled back: it writes nothing that outlives
-the check (verified), so it is allowed on read-only databases. Each probe has a short
-time limit; the check never hangs.
+DESCRIPTION = """Check sqlgate and its databases: `status` (healthy, degraded, unhealthy) with `reasons`,
+latency, pool, tables, migrations. Use it when calls fail with DB_UNAVAILABLE, TIMEOUT or
+POOL_EXHAUSTED. `test_operations: true` adds a rolled-back write round trip.
 """
 
 

@@ -34,31 +34,10 @@ class OptimizationResult(Advice):
     duration_ms: float
 
 
-DESCRIPTION = """Explain why a SQL query is slow and what to change, with evidence from the database's planner.
-
-Pass the query exactly as you would to execute_query (same safety checks, same :name
-parameters). Returns:
-- `plan`: the planner's plan summarised (total cost, estimated rows, scan type per table,
-  join methods, sorts and temporary/disk use) plus the raw plan. With `analyze=true` the
-  query is really executed (inside a transaction that is rolled back, under the statement
-  timeout) and actual rows and time are added; this is refused for anything but reads.
-- `complexity`: simple | moderate | complex with the counted features.
-- `findings`: anti-patterns with severity and a rewrite hint (full scans of large tables,
-  SELECT *, leading-wildcard LIKE, functions on filtered columns, implicit cross joins,
-  OR across columns, NOT IN over a nullable subquery, missing LIMIT, ORDER BY + LIMIT
-  without an index, correlated subqueries, COUNT(*) over huge tables, DISTINCT over joins).
-- `index_suggestions`: CREATE INDEX statements (never executed by this tool) with the
-  reason, from every predicate position: filters (equality, then a range, then ORDER BY /
-  GROUP BY), join keys on both sides, one index per OR branch, expression indexes for
-  lower()/upper() filters, LIKE 'prefix%' (PostgreSQL text_pattern_ops, SQLite NOCASE),
-  INCLUDE columns for index-only scans. On PostgreSQL with hypopg they are verified as a
-  set: the planner's combined cost (`index_set`), each index's `marginal_gain` given the
-  others (kept only from 10 %), the `order` to build them, `works_with` for indexes that
-  only pay together, and an estimated size. On SQLite the planner checks them with real
-  indexes rolled back. MySQL/MariaDB suggestions are unverified. `already_indexed` lists
-  what existing indexes already provide. For several queries at once use
-  workload_optimization.
-- `dialect_notes`: MySQL/MariaDB (filesort, temporary tables, key_len) and TiDB advice.
+DESCRIPTION = """Explain why a query is slow: the planner's plan summarised (`analyze: true` runs it,
+rolled back), complexity, anti-pattern findings with rewrites, and CREATE INDEX suggestions
+(never executed; verified with hypopg on PostgreSQL, rolled-back indexes on SQLite). Same
+safety checks and parameters as execute_query.
 """
 
 
@@ -105,23 +84,10 @@ class WorkloadResult(WorkloadAdvice):
 
 MAX_WORKLOAD = 20
 
-WORKLOAD_DESCRIPTION = """Find the few indexes that serve several queries best (tune a workload at once).
-
-Pass the queries you run often (each exactly as for execute_query: same safety checks,
-:name parameters). sqlgate gathers every index candidate of every query and, on
-PostgreSQL with the hypopg extension, chooses the smallest set the planner proves:
-each index must save at least 10 % of some query's cost given the others. Returns
-`index_suggestions` (CREATE INDEX statements, never executed; `order` to build them,
-`marginal_gain`, estimated size), `index_set` (total cost before/after), and per query
-(`queries`, by position) its cost before and after and the suggested indexes it uses.
-On SQLite the planner checks the candidates with real indexes rolled back; MySQL/MariaDB
-get the candidates unverified. Up to 20 statements; nothing is ever created or executed
-beyond EXPLAIN.
-
-`top_statements: N` adds the database's N costliest statements (by total time) from
-PostgreSQL's pg_stat_statements, where an administrator installed it: only statements
-the policy allows (allowed tables) are used, planned as generic plans since their values
-are unknown; each comes back with its text, calls and total time.
+WORKLOAD_DESCRIPTION = """Find the fewest indexes serving several queries (up to 20, each as for execute_query;
+`top_statements: N` adds PostgreSQL's costliest from pg_stat_statements). Returns CREATE
+INDEX suggestions (never executed) with build order and gains, and each query's cost
+before and after.
 """
 
 
@@ -132,8 +98,7 @@ async def workload_optimization(
     ] = None,
     top_statements: Annotated[
         int | None,
-        Field(description="Also take this database's N costliest statements by total time (1-20; PostgreSQL "
-                          "with pg_stat_statements; only those on allowed tables)"),
+        Field(description="Add the N (1-20) costliest allowed statements from pg_stat_statements (PostgreSQL)"),
     ] = None,
     database: Annotated[
         str | None, Field(description="Name of a configured database (default: the first)")

@@ -46,16 +46,9 @@ class SchemaResult(BaseModel):
     hint: str | None = None
 
 
-DESCRIPTION = """Describe the tables you may query: call this before writing SQL.
-
-Lists only whitelisted tables. Per table: approximate row count, comment, then one line
-per column: `name TYPE [NOT NULL] [DEFAULT expr] [PK] [DENIED] [-- comment]`, then
-foreign keys (`col -> table.col`) and indexes (`name(cols) [unique]`). Columns marked
-DENIED exist but no query may read them: leave them out of SELECT lists (no SELECT *).
-
-`tables` limits the output to some tables (names as in the whitelist). The structure is
-cached; pass `refresh: true` after the schema changed. Also available as the resources
-`schema://{database}` and `schema://{database}/{table}`.
+DESCRIPTION = """Describe the tables you may query; call it before writing SQL. Per table: row count,
+columns (`name TYPE [NOT NULL] [DEFAULT x] [PK] [DENIED]`), foreign keys, indexes. DENIED
+columns cannot be read (no SELECT *). `refresh: true` after the schema changed.
 """
 
 

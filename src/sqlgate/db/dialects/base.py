@@ -49,6 +49,7 @@ from sqlgate.errors import (
     TransactionConflict,
 )
 from sqlgate.logging import mask_secrets
+from sqlgate.safety import render
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL
@@ -152,6 +153,9 @@ def bind(statement: exp.Expr, dialect: str, params: dict[str, Any], marker: Call
 
 def template(statement: exp.Expr, dialect: str) -> list[str]:
     """The statement's SQL split on its placeholders: text, name, text, name, ..., text."""
+    sent = render.sent_parts(statement, dialect)  # the checked text, as safety.check wrote it
+    if sent is not None:
+        return sent
     entry = _TEMPLATES.get(id(statement))
     if entry is not None and entry[0] is statement:
         parts = entry[1].get(dialect)
@@ -165,6 +169,8 @@ def template(statement: exp.Expr, dialect: str) -> list[str]:
     def replace(node: exp.Expr) -> exp.Expr:
         if isinstance(node, exp.Placeholder):
             return exp.Var(this=f"\x00{node.name}\x00")
+        if isinstance(node, exp.Parameter) and isinstance(node.this, exp.Literal) and str(node.this.this).isdigit():
+            return exp.Var(this=f"\x00{int(node.this.this)}\x00")  # PostgreSQL $n
         return node
 
     rendered = statement.transform(replace, copy=True)

@@ -19,6 +19,7 @@ from sqlglot import exp
 from sqlglot.tokenizer_core import Token
 
 from sqlgate.errors import PolicyViolation
+from sqlgate.safety.literals import StringSyntax
 
 TokenGuard = Callable[[list[Token]], None]
 
@@ -100,6 +101,10 @@ class SafetyProfile:
     """``@@name`` system variables a query may read (MySQL: only harmless ones)."""
     rowid_names: frozenset[str] = frozenset()
     """Pseudo-columns that may alias a real column (SQLite ``rowid``, MySQL ``_rowid``)."""
+    strings: StringSyntax = StringSyntax()
+    """How the server reads string literals (checked before parsing, used to write them back)."""
+    positional_placeholder: str = "?"
+    """The positional placeholder style of the dialect: ``?`` (SQLite, MySQL) or ``$1`` (PostgreSQL)."""
     # identifier_key runs for every table reference: an enum member lookup there costs
     # more than the rest of the function, so the case rule is resolved once here.
     _quoted_exact: bool = field(init=False, repr=False)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 
+from sqlgate.safety.literals import StringSyntax
 from sqlgate.safety.profiles.base import ExplainSyntax, IdentifierCase, SafetyProfile, TextGuard
 
 DENIED_FUNCTIONS = frozenset(
@@ -58,6 +59,8 @@ PROFILE = SafetyProfile(
     keyword_tables=frozenset({"dual"}),
     variables_as_parameters=True,
     explain_syntax=ExplainSyntax.OPTIONS,
+    # Sessions run without NO_BACKSLASH_ESCAPES (db.dialects.mysql pins it); "..." is a string.
+    strings=StringSyntax(backslash_escapes=True, double_quoted_strings=True),
     rowid_names=frozenset({"_rowid"}),
     # Harmless to read; every other @@variable can reveal paths, hosts or settings.
     allowed_system_variables=frozenset({"version", "version_comment", "time_zone", "system_time_zone"}),

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import re
 
-from sqlglot.tokenizer_core import Token
+from sqlglot.tokenizer_core import Token, TokenType
 
 from sqlgate.errors import PolicyViolation
+from sqlgate.safety.literals import StringSyntax
 from sqlgate.safety.profiles.base import ExplainSyntax, IdentifierCase, SafetyProfile, TextGuard
 
 DENIED_FUNCTIONS = frozenset(
@@ -64,29 +65,23 @@ _UNICODE_ESCAPE = TextGuard(
     "write the characters directly, or pass the text as a bound parameter",
     code="PARSE_ERROR",
 )
-_ESCAPE_STRING = TextGuard(
-    re.compile(r"(?<![\w$])E'(?:[^'\\]|'')*\\", re.IGNORECASE),
-    "E'...' strings with backslash escapes are not accepted",
-    "write a plain '...' string (double a quote to escape it) or pass the text as a bound parameter",
-    code="PARSE_ERROR",
-)
 
 
 def guard_backslashes(tokens: list[Token]) -> None:
-    """Deny string literals that contain a backslash.
+    """Deny dollar-quoted strings that contain a backslash.
 
-    sqlgate re-renders every literal as a standard ``'...'`` string (dollar-quoted ones
-    too). With ``standard_conforming_strings = on`` (the default since 9.1) a backslash
-    there is an ordinary character; on a server running with it ``off`` it escapes the
-    next character, so ``'a\\'`` would swallow the closing quote and the rest of the text
-    would be read as SQL the validator never saw. sqlgate cannot know the server setting.
+    Plain and ``E'...'`` literals are read by the server's rules before parsing
+    (``safety.literals``: sessions pin ``standard_conforming_strings=on``) and sent in a
+    form that means the same with the setting on or off (a value with a backslash as an
+    ``E'...'`` string). Dollar-quoted text with a backslash stays refused: write it as a
+    ``'...'`` string.
     """
     for token in tokens:
-        if token.token_type.name.endswith("STRING") and "\\" in token.text:
+        if token.token_type is TokenType.HEREDOC_STRING and "\\" in token.text:
             raise PolicyViolation(
-                "string literals containing a backslash are not accepted on PostgreSQL",
-                "pass the text as a bound :name parameter; in a regular expression write "
-                "[.] instead of \\.",
+                "dollar-quoted strings containing a backslash are not accepted",
+                "write the text as a '...' string (a backslash there is an ordinary character) "
+                "or pass it as a bound parameter",
                 code="PARSE_ERROR",
             )
 
@@ -101,8 +96,11 @@ PROFILE = SafetyProfile(
     identifier_case=IdentifierCase.FOLD_UNQUOTED,
     catalog_schemas=frozenset({"pg_catalog", "information_schema", "pg_toast"}),
     catalog_table_prefixes=("pg_",),
-    text_guards=(_UNICODE_ESCAPE, _ESCAPE_STRING),
+    text_guards=(_UNICODE_ESCAPE,),
     token_guards=(guard_backslashes,),
+    # standard_conforming_strings=on (db.dialects.postgres pins it); E'...' decodes escapes.
+    strings=StringSyntax(escape_strings=True),
+    positional_placeholder="$1",
     # ``row_to_json(c)``, ``c`` in a select list: the whole row of table/alias c.
     whole_row_references=True,
     explain_syntax=ExplainSyntax.OPTIONS,
