@@ -72,6 +72,8 @@ DENIED = {
         'SELECT "SSN" FROM customers',
         "SELECT c.ctid FROM customers c",
         "SELECT nope.name FROM customers c",
+        # "SSN" is not ssn in PostgreSQL: the inner name must not hide the outer column
+        'SELECT (SELECT ssn FROM (SELECT 1 AS "SSN") x) FROM customers',
     ],
     "mysql": [
         "SELECT * FROM (customers)",
@@ -79,6 +81,9 @@ DENIED = {
         "SELECT _rowid FROM customers",
         "SELECT customers.* FROM shop.customers",
         "SELECT ssn FROM SHOP.customers",
+        # with lower_case_table_names=0 the alias C is not c: the protected one wins
+        "SELECT c.ssn FROM orders C JOIN customers c ON c.id = C.customer_id",
+        "SELECT (SELECT c.ssn FROM orders C LIMIT 1) FROM customers c",
     ],
     "sqlite": [
         "SELECT * FROM (customers)",

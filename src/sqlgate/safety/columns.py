@@ -402,15 +402,22 @@ class _Resolver:
                 self.check_insert(node)  # type: ignore[arg-type]
 
     def lookup(self, scope: _Scope | None, qualifier: str) -> tuple[_Source | None, bool]:
-        """(the source ``qualifier`` names, whether the levels searched hold a protected one)."""
+        """(the source ``qualifier`` names, whether the levels searched hold a protected one).
+
+        Qualifiers compare case-insensitively here, but a database may tell ``C`` from
+        ``c`` (MySQL aliases with lower_case_table_names=0, quoted PostgreSQL names): when
+        several sources, at any level, answer to the name, a protected one wins."""
         protected = False
+        first: _Source | None = None
         while scope is not None:
             for source in scope.sources:
                 protected = protected or source.protected
                 if qualifier in source.names:
-                    return source, protected
+                    if source.protected:
+                        return source, True
+                    first = first or source
             scope = scope.parent
-        return None, protected
+        return first, protected
 
     def check_column(self, column: exp.Column) -> None:
         scope = self.scope_of(column)
@@ -448,9 +455,12 @@ class _Resolver:
             raise _deny_unresolved(shown, source)
 
     def check_bare(self, scope: _Scope | None, name: str, column: exp.Column) -> None:
+        # Every level is searched, not only up to the first that has the name: names
+        # compare case-insensitively here while the database may not ("SSN" is not ssn
+        # in PostgreSQL), so an inner match must not hide an outer denied column.
         resolved = False
         level = scope
-        while level is not None and not resolved:
+        while level is not None:
             for source in level.sources:
                 if source.protected and (source.opaque or name in source.denied):
                     raise _deny_column(str(column.name), source, qualified=False)
