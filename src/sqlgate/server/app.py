@@ -109,7 +109,9 @@ class SqlgateServer(MCPServer[Runtime]):
             raise
         finally:
             current_call.reset(token)
-            log.info(
+            # One event per call: a successful one at DEBUG (the audit log records every
+            # call), so at the default level it costs no formatting; errors at INFO.
+            (log.debug if outcome == "ok" else log.info)(
                 "tool call",
                 tool=name,
                 request_id=call.request_id,
