@@ -49,6 +49,10 @@ EVIDENCE: dict[str, list[str]] = {
         "corpus:denied-column-star", "corpus:denied-column-table-star", "corpus:denied-column-in-where",
         "corpus:denied-column-whole-row", "corpus:denied-column-returning-star",
         "test_properties.py:test_denied_column_read_exactly_when_referenced",
+        "corpus:col-alias-list-denied", "corpus:col-paren-join", "corpus:col-attribute-notation",
+        "corpus:col-exists-star", "corpus:col-on-conflict-probe",
+        "test_columns.py:test_alias_lists_resolve_by_position", "test_columns.py:test_parenthesised_joins",
+        "test_columns.py:test_whole_row_references", "test_columns.py:test_redaction_removes_quoted_values",
     ],
     "What is sent is what was checked.": [
         "test_corpus.py:test_case", "corpus:pg-percent-placeholder", "corpus:positional-question-mark",
