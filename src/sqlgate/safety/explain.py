@@ -44,8 +44,12 @@ def split_explain(command: exp.Command, profile: SafetyProfile) -> tuple[str, st
     match = _PAREN_OPTIONS.match(rest)
     if match:
         words = re.split(r"[\s,]+", match.group(1).strip().upper())
-        if "ANALYZE" in words or "ANALYSE" in words:
-            raise _deny_analyze()
+        for item in match.group(1).upper().split(","):
+            # ANALYZE false / off / 0 is a plain EXPLAIN: it does not execute.
+            name, _, value = item.strip().partition(" ")
+            if name in ("ANALYZE", "ANALYSE") and value.strip() not in ("FALSE", "OFF", "0"):
+                raise _deny_analyze()
+        words = [w for w in words if w not in ("ANALYZE", "ANALYSE")]
         unknown = [w for w in words if w and w not in _SAFE_OPTIONS]
         if unknown:
             raise PolicyViolation(
