@@ -134,7 +134,7 @@ class Settings(BaseSettings):
     )
     allow_multi_statement: bool = Field(default=False, description="Allow several statements per call")
     allow_unbounded_writes: bool = Field(default=False, description="Allow UPDATE/DELETE without WHERE")
-    max_query_length: int = Field(default=100_000, ge=1, description="Longest SQL text accepted")
+    max_query_length: int = Field(default=20_000, ge=1, description="Longest SQL text accepted")
     max_result_bytes: int = Field(
         default=256 * 1024, ge=1024, description="Budget of serialized rows per result"
     )

@@ -78,7 +78,8 @@ _check_cached = lru_cache(maxsize=_CACHE_SIZE)(check_uncached)
 def _check(sql: str, profile: SafetyProfile, policy: Policy) -> Verdict:
     parse.guard_size(sql, policy.max_query_length)
     profile.guard_text(sql)
-    parsed = [(rules.unwrap(s), tokens) for s, tokens in parse.parse_with_tokens(sql, profile)]
+    max_tokens = parse.token_limit(policy.max_query_length)
+    parsed = [(rules.unwrap(s), tokens) for s, tokens in parse.parse_with_tokens(sql, profile, max_tokens)]
     if len(parsed) > 1 and not policy.allow_multi_statement:
         raise PolicyViolation(
             f"the query holds {len(parsed)} statements; one is allowed per call",

@@ -27,7 +27,20 @@ from sqlgate.safety.profiles import SafetyProfile
 # (NOT NOT ..., - - ...) each cost recursion. 64 leaves a wide margin below the depth at
 # which the parser runs out of stack (several hundred), even deep inside the server.
 MAX_NESTING = 64
-MAX_TOKENS = 20_000
+# Tokens per query. A check costs ~25 µs per token on the loop (rules, re-rendering;
+# docs/limits.md): at the default max_query_length the limit is DEFAULT_TOKENS, which
+# keeps any check under ~50 ms; an agent query rarely passes 1,000 tokens. An operator
+# who raises max_query_length raises it in proportion, never past
+# MAX_TOKENS; texts longer than tools.checking.INLINE_CHARS are then checked in a
+# worker process.
+DEFAULT_TOKENS = 1_500
+DEFAULT_LENGTH = 20_000  # Policy.max_query_length's default
+MAX_TOKENS = 10_000
+
+
+def token_limit(max_query_length: int) -> int:
+    """The token limit that goes with a policy's ``max_query_length``."""
+    return min(MAX_TOKENS, max(DEFAULT_TOKENS, max_query_length * DEFAULT_TOKENS // DEFAULT_LENGTH))
 MAX_SET_OPERATIONS = 256  # UNION / INTERSECT / EXCEPT branches in one statement text
 MAX_CASTS = 256  # chained ``::type`` casts nest like prefix operators
 
@@ -86,10 +99,13 @@ def guard_differentials(sql: str, dialect: str | SafetyProfile) -> None:
     profiles.get(dialect).guard_text(sql)
 
 
-def guard_tokens(tokens: list[Token]) -> None:
+def guard_tokens(tokens: list[Token], max_tokens: int = MAX_TOKENS) -> None:
     """Bound what the recursive parser will be asked to do, on the flat token list."""
-    if len(tokens) > MAX_TOKENS:
-        raise _too_complex(f"the query has {len(tokens)} tokens; the limit is {MAX_TOKENS}", "send a smaller query")
+    if len(tokens) > max_tokens:
+        raise _too_complex(
+            f"the query has {len(tokens)} tokens; the limit is {max_tokens}",
+            "send a smaller query (split it, or put long value lists in a table or bound parameters)",
+        )
     depth = deepest = run = set_ops = casts = 0
     for token in tokens:
         kind = token.token_type
@@ -121,7 +137,9 @@ def parse(sql: str, dialect: str | SafetyProfile) -> list[exp.Expr]:
     return [statement for statement, _ in parse_with_tokens(sql, dialect)]
 
 
-def parse_with_tokens(sql: str, dialect: str | SafetyProfile) -> list[tuple[exp.Expr, list[Token]]]:
+def parse_with_tokens(
+    sql: str, dialect: str | SafetyProfile, max_tokens: int = MAX_TOKENS
+) -> list[tuple[exp.Expr, list[Token]]]:
     """Each statement of ``sql`` with the tokens it was parsed from.
 
     Statements are split on semicolons as sqlglot splits them; what follows the last
@@ -132,7 +150,7 @@ def parse_with_tokens(sql: str, dialect: str | SafetyProfile) -> list[tuple[exp.
     try:
         sqlglot_dialect_ = sqlglot.Dialect.get_or_raise(profile.sqlglot_dialect)
         tokens = sqlglot_dialect_.tokenize(sql)
-        guard_tokens(tokens)
+        guard_tokens(tokens, max_tokens)
         profile.guard_tokens(tokens)
         literals.verify(tokens, sql, profile.strings)
         statements = sqlglot_dialect_.parser(error_level=ErrorLevel.RAISE).parse(tokens, sql)

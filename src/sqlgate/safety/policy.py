@@ -41,7 +41,7 @@ class Policy(BaseModel):
     statement_timeout_ms: int = Field(default=30_000, ge=1, le=24 * 3600 * 1000)
     allow_multi_statement: bool = False
     allow_unbounded_writes: bool = False
-    max_query_length: int = Field(default=100_000, ge=1)
+    max_query_length: int = Field(default=20_000, ge=1)  # docs/limits.md
     # The schema a bare table name resolves to (PostgreSQL ``public``, the MySQL
     # database name, SQLite ``main``). Filled in by the runtime from the connection.
     default_schema: str | None = None

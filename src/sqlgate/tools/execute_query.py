@@ -9,6 +9,7 @@ from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import BaseModel, Field
 
 from sqlgate.db import guard
+from sqlgate.tools import checking
 from sqlgate.tools.base import check_sql, database_for, record, require_dict, runtime, tool_result
 
 
@@ -67,6 +68,7 @@ async def execute_query(
 ) -> Annotated[CallToolResult, QueryResult]:
     params = require_dict(parameters, "parameters")
     db = await database_for(ctx, database)
+    await checking.prime(db, (query,))  # a long text is checked off the event loop
     verdict = check_sql(db, query, hoist=True)  # shape cache: literals as bound parameters
     timeout_ms = db.policy.statement_timeout_ms
     if timeout_seconds is not None:

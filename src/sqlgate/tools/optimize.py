@@ -26,6 +26,7 @@ from sqlgate.advisor import (
 from sqlgate.advisor import top_statements as advisor_top_statements
 from sqlgate.db.guard import check_parameters
 from sqlgate.errors import InvalidArgument, SqlgateError
+from sqlgate.tools import checking
 from sqlgate.tools.base import check_sql, database_for, record, require_dict, tool_result
 
 
@@ -58,6 +59,7 @@ async def query_optimization(
     started = time.perf_counter()
     params = require_dict(parameters, "parameters")
     db = await database_for(ctx, database)
+    await checking.prime(db, (query,))  # a long text is checked off the event loop
     verdict = check_sql(db, query)
     params = check_parameters(verdict, params)
     statement = statement_to_plan(verdict, query, analyze)

@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 from sqlgate.db.guard import GuardedTransaction, StatementResult, check_parameters
 from sqlgate.db.interactive import OpenTransaction, TransactionRegistry
 from sqlgate.errors import InvalidArgument, OperationFailed, SqlgateError
+from sqlgate.tools import checking
 from sqlgate.tools.base import Runtime, check_sql, database_for, record, require_dict, runtime, tool_result
 
 if TYPE_CHECKING:
@@ -101,6 +102,7 @@ async def transaction_manager(
         db = await database_for(ctx, database)
         timeout_ms = _timeout_ms(db, timeout_seconds)
         isolation = _isolation(db, isolation_level, operations)
+        await checking.prime(db, (op.query for op in operations or []))  # long texts off the loop
         checked = _validate(db, operations or [], required=action == "run")
         if action == "run":
             return await _run_batch(
@@ -122,6 +124,7 @@ async def transaction_manager(
     record(database=entry.database.name)
     if action == "execute":
         try:
+            await checking.prime(entry.database, (op.query for op in operations or []))
             checked = _validate(entry.database, operations or [], required=True)
         except BaseException:
             transactions.release(entry)
