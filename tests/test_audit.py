@@ -220,3 +220,103 @@ def test_signal_on_stdio_flushes_the_queue(tmp_path: Path, signal_name: str) -> 
             proc.kill()
     assert proc.returncode == 0  # a clean stop, though stdin was never closed
     assert len(audit_rows(tmp_path)) == n
+
+
+# -- poison-proof (issue 13) ------------------------------------------------------------
+
+def test_storable_text_escapes_visibly_and_losslessly() -> None:
+    assert audit.storable_text("plain \\ text") == "plain \\ text"  # untouched without hostile characters
+    assert audit.storable_text("DROP TABLE \ud800") == "DROP TABLE \\ud800"
+    assert audit.storable_text("a\x00b") == "a\\u0000b"
+    # In a text that needed an escape, backslashes are doubled: the escapes read back exactly.
+    assert audit.storable_text("\\ud800 \udfff") == "\\\\ud800 \\udfff"
+    stored = audit.storable_text("x" * 100_000, None, audit._TEXT_BYTES)
+    assert stored is not None and len(stored.encode()) <= audit._TEXT_BYTES and "not stored" in stored
+    assert audit.storable_text("é" * 50, 10) == "é" * 10  # short columns are cut to fit
+    # Every result encodes as UTF-8 and holds no NUL.
+    for text_ in ("\ud800", "\x00", "\udbff\udc00x", "ok 😀"):
+        out = audit.storable_text(text_)
+        assert out is not None and "\x00" not in out
+        out.encode("utf-8")
+
+
+def test_unstorable_parameters_are_marked_not_raised() -> None:
+    huge = 10**5000  # str(int) refuses past 4,300 digits
+    shown = audit.redact_parameters({"n": huge}, "plain")
+    assert shown is not None and "unstorable" in shown
+
+
+HOSTILE_SQL = [
+    "DROP TABLE \ud800",  # a lone surrogate in a denied statement (the original poison)
+    "SELECT '\udfff' AS s",
+    "SELECT 'a\x00b' AS s",
+    "SELECT 1 AS one -- " + "é" * 1_000_000,  # a 1 MB text
+]
+
+
+async def test_hostile_texts_never_poison_the_log(backend: Backend) -> None:
+    """Surrogates, NUL, 1 MB texts and odd parameters in audited calls: every call is still
+    written, later calls too, and the hostile texts are stored escaped, not lost."""
+    await migrations.upgrade(backend.url)
+    marker = f"h_{secrets.token_hex(4)}"
+    engine = create_async_engine(async_url(backend.url))
+    try:
+        async with engine.connect() as conn:
+            before = (await conn.execute(text("SELECT COALESCE(MAX(id), 0) FROM sqlgate_audit"))).scalar_one()
+        async with backend.client(audit_database_url=backend.url, audit_parameters="plain") as client:
+            for sql in HOSTILE_SQL:
+                await client.call_tool("execute_query", {"query": f"{sql} /* {marker} */"})
+            await client.call_tool("execute_query", {
+                "query": f"SELECT :p AS p /* {marker} */", "parameters": {"p": "\ud800\x00"}})
+            await client.call_tool("execute_query", {
+                "query": f"SELECT :p AS p /* {marker} */", "parameters": "not an object"})
+            for i in range(5):
+                result = await client.call_tool("execute_query", {"query": f"SELECT {i} AS n /* {marker} */"})
+                assert not result.is_error, result.content
+            report = (await client.call_tool("health_check", {})).structured_content
+        assert report["audit"]["state"] == "ok", report["audit"]
+        assert report["audit"].get("rejected", 0) == 0
+        async with engine.connect() as conn:
+            rows = (await conn.execute(
+                text("SELECT sql_text, parameters, tool FROM sqlgate_audit WHERE id > :b ORDER BY id"), {"b": before}
+            )).all()
+    finally:
+        await engine.dispose()
+    assert len(rows) == len(HOSTILE_SQL) + 2 + 5 + 1  # every call, the health_check too
+    assert rows[0][0] == f"DROP TABLE \\ud800 /* {marker} */"
+    assert rows[1][0].startswith("SELECT '\\udfff'")
+    assert rows[2][0].startswith("SELECT 'a\\u0000b'")
+    assert rows[4][1] == '{"p": "\\ud800\\\\u0000"}' or "\\ud800" in rows[4][1]
+    assert [r[2] for r in rows[-6:-1]] == ["execute_query"] * 5 and rows[-1][2] == "health_check"
+
+
+async def test_a_refused_record_is_skipped_and_counted_never_blocking(backend: Backend) -> None:
+    """A record the sink refuses (here: a NOT NULL column left empty) is retried alone,
+    logged once and counted; the records around it are written."""
+    from sqlgate.settings import load_settings
+
+    await migrations.upgrade(backend.url)
+    log_ = audit.AuditLog(load_settings({"audit_database_url": backend.url, "data_dir": str(backend.data_dir)}))
+    await log_.start()
+    marker = f"r_{secrets.token_hex(4)}"
+    try:
+        good = {
+            "at": audit.dt.datetime(2026, 1, 1), "request_id": "r", "transport": "stdio", "client": None,
+            "tool": "execute_query", "database_name": None, "sql_text": marker, "parameters": None,
+            "verdict": None, "code": None, "statement_kind": None, "table_names": None, "row_count": None,
+            "rows_affected": None, "duration_ms": 1.0, "outcome": "ok",
+        }
+        bad = {**good, "tool": None}
+        await log_._write([good, bad, good, good])
+        assert log_.written == 3 and log_.rejected == 1 and log_.state == "ok"
+        assert log_.status().pending_retry == 0
+    finally:
+        await log_.close()
+    engine = create_async_engine(async_url(backend.url))
+    try:
+        async with engine.connect() as conn:
+            count = (await conn.execute(
+                text("SELECT COUNT(*) FROM sqlgate_audit WHERE sql_text = :m"), {"m": marker})).scalar_one()
+    finally:
+        await engine.dispose()
+    assert count == 3

@@ -12,6 +12,12 @@ logged, ``health_check`` reports the audit log as broken (status ``degraded``), 
 rows are kept in memory (up to ``MAX_PENDING``) and retried; beyond that they are dropped
 and counted.
 
+No record can poison the log: every text is made storable before it is queued (lone
+surrogates and NUL written as visible ``\\uXXXX`` escapes, a backslash in such a text
+doubled, so nothing is lost; texts cut to what their column holds on every sink). A batch
+that still fails is retried record by record; a record the sink refuses while the sink
+itself works is logged once, counted (``rejected``) and skipped, never blocking the others.
+
 The sink is ``settings.audit_database_url``, or by default ``audit.sqlite3`` beside the
 demo database in ``data_dir`` (created and migrated on first use). A server database
 used as the sink must be prepared with ``sqlgate migrate upgrade`` first.
@@ -23,6 +29,7 @@ import asyncio
 import datetime as dt
 import hashlib
 import json
+import re
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -46,6 +53,34 @@ RETRY_S = 2.0
 FLUSH_S = 0.05  # gather a batch this long after the first record: one insert, not one per call
 CLOSE_TIMEOUT_S = 15.0
 _SQL_LIMIT = 1_000_000  # characters of SQL kept per record
+_TEXT_BYTES = 60_000  # TEXT columns (parameters, table_names): MySQL's TEXT holds 65,535 bytes
+_HOSTILE = re.compile("[\\x00\\ud800-\\udfff]")
+
+
+def storable_text(value: str | None, limit_chars: int | None = None, limit_bytes: int | None = None) -> str | None:
+    """``value`` as every sink can store it, nothing silently lost.
+
+    Lone surrogates (not Unicode: UTF-8 cannot encode them, drivers fail the whole batch)
+    and NUL (PostgreSQL text refuses it) become visible escapes: ``\\ud800``, ``\\u0000``;
+    in a text that needed one, backslashes are doubled so the escapes read back exactly.
+    A text over its column's size is cut with a marker saying how much was left out.
+    """
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        value = str(value)
+    if _HOSTILE.search(value):
+        value = _HOSTILE.sub(lambda m: f"\\u{ord(m.group()):04x}", value.replace("\\", "\\\\"))
+    if limit_chars is not None and len(value) > limit_chars:
+        if limit_chars < 1000:  # a short column (names, codes): cut to fit
+            return value[:limit_chars]
+        value = value[:limit_chars] + f"…[{len(value) - limit_chars} more characters not stored]"
+    if limit_bytes is not None:
+        encoded = value.encode("utf-8")
+        if len(encoded) > limit_bytes:
+            kept = encoded[: limit_bytes - 100].decode("utf-8", "ignore")
+            value = kept + f"…[{len(value) - len(kept)} more characters not stored]"
+    return value
 
 
 def sink_url(settings: Settings) -> str:
@@ -57,6 +92,13 @@ def redact_parameters(parameters: dict[str, Any] | None, mode: str) -> str | Non
     """The parameters as stored: names with ``"<redacted>"``, a SHA-256 per value, or plain."""
     if not parameters:
         return None
+    try:
+        return _shown_parameters(parameters, mode)
+    except (TypeError, ValueError, RecursionError) as exc:  # e.g. an int past 4,300 digits
+        return json.dumps({"<unstorable parameters>": type(exc).__name__})
+
+
+def _shown_parameters(parameters: dict[str, Any], mode: str) -> str:
     if mode == "plain":
         shown: dict[str, Any] = dict(parameters)
     elif mode == "hash":
@@ -80,6 +122,7 @@ class AuditStatus:
     queued: int = 0
     pending_retry: int = 0
     dropped: int = 0
+    rejected: int = 0  # records the sink refused while it worked (logged once each)
     last_error: str | None = None
     migrations: str | None = None  # the sink's sqlgate branch: current | behind | not_installed
 
@@ -96,6 +139,7 @@ class AuditLog:
         self.state = "starting"
         self.written = 0
         self.dropped = 0
+        self.rejected = 0
         self.last_error: str | None = None
         self.migrations: str | None = None
         self._queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(maxsize=MAX_QUEUE)
@@ -199,30 +243,41 @@ class AuditLog:
     # -- the request path -----------------------------------------------------
 
     def submit(self, call: CallRecord, outcome: str, code: str | None, seconds: float) -> None:
-        """Queue one finished call (the hook the tool boundary calls). Never blocks."""
-        now = time.time()
-        row = {
-            "at": dt.datetime.fromtimestamp(now - seconds, dt.UTC).replace(tzinfo=None),
-            "request_id": call.request_id,
-            "transport": self.transport,
-            "client": (getattr(call, "client", None) or None),
-            "tool": call.tool[:100],
-            "database_name": call.database,
-            "sql_text": call.sql[:_SQL_LIMIT] if call.sql else None,
-            "parameters": redact_parameters(getattr(call, "parameters", None), self.parameters_mode),
-            "verdict": call.verdict,
-            "code": code,
-            "statement_kind": call.statement_kind,
-            "table_names": ",".join(call.tables) if call.tables else None,
-            "row_count": call.rows,
-            "rows_affected": call.rows_affected,
-            "duration_ms": round(seconds * 1000, 3),
-            "outcome": outcome,
-        }
+        """Queue one finished call (the hook the tool boundary calls). Never blocks, never raises."""
+        try:
+            row = self._row(call, outcome, code, seconds)
+        except Exception as exc:  # noqa: BLE001 - a record that cannot even be built is counted
+            self.rejected += 1
+            log.error("audit log: a record could not be built and was skipped",
+                      request_id=getattr(call, "request_id", None), error=type(exc).__name__)
+            return
         try:
             self._queue.put_nowait(row)
         except asyncio.QueueFull:
             self.dropped += 1
+
+    def _row(self, call: CallRecord, outcome: str, code: str | None, seconds: float) -> dict[str, Any]:
+        now = time.time()
+        return {
+            "at": dt.datetime.fromtimestamp(now - seconds, dt.UTC).replace(tzinfo=None),
+            "request_id": storable_text(call.request_id, 32),
+            "transport": storable_text(self.transport, 20),
+            "client": storable_text(getattr(call, "client", None) or None, 150),
+            "tool": storable_text(call.tool, 90),
+            "database_name": storable_text(call.database, 90),
+            "sql_text": storable_text(call.sql, _SQL_LIMIT) if call.sql else None,
+            "parameters": storable_text(
+                redact_parameters(getattr(call, "parameters", None), self.parameters_mode), None, _TEXT_BYTES
+            ),
+            "verdict": storable_text(call.verdict, 10),
+            "code": storable_text(code, 40),
+            "statement_kind": storable_text(call.statement_kind, 40),
+            "table_names": storable_text(",".join(call.tables), None, _TEXT_BYTES) if call.tables else None,
+            "row_count": _int_or_none(call.rows),
+            "rows_affected": _int_or_none(call.rows_affected),
+            "duration_ms": round(seconds * 1000, 3),
+            "outcome": storable_text(outcome, 10),
+        }
 
     def status(self) -> AuditStatus:
         return AuditStatus(
@@ -233,6 +288,7 @@ class AuditLog:
             queued=self._queue.qsize(),
             pending_retry=len(self._pending),
             dropped=self.dropped,
+            rejected=self.rejected,
             last_error=self.last_error,
             migrations=self.migrations,
         )
@@ -286,19 +342,57 @@ class AuditLog:
                 raise RuntimeError("the audit database could not be opened")
             for start in range(0, len(rows), BATCH):
                 chunk = rows[start:start + BATCH]
-                async with self._engine.begin() as conn:
-                    await conn.execute(audit_table.insert(), chunk)
+                try:
+                    async with self._engine.begin() as conn:
+                        await conn.execute(audit_table.insert(), chunk)
+                except Exception:  # noqa: BLE001 - find the record(s) the sink refuses
+                    await self._write_one_by_one(chunk)
+                else:
+                    self.written += len(chunk)
                 done += len(chunk)
-                self.written += len(chunk)
             if self.state == "broken":
                 log.info("audit log: the sink works again", sink=self.display_url)
             self.state = "ok"
             self.last_error = None
+        except _SinkBroken as broken:
+            unwritten = broken.rest + rows[done + BATCH:]  # this chunk's unwritten tail + the rest
+            self._pending = unwritten[-MAX_PENDING:]
+            self.dropped += len(unwritten) - len(self._pending)
+            self._broken(broken.error, "writing audit records failed")
         except Exception as exc:  # noqa: BLE001 - audit failures never reach a tool call
             unwritten = rows[done:]
             self._pending = unwritten[-MAX_PENDING:]
             self.dropped += len(unwritten) - len(self._pending)
             self._broken(exc, "writing audit records failed")
+
+    async def _write_one_by_one(self, chunk: list[dict[str, Any]]) -> None:
+        """After a failed batch: each record alone. A record that fails while the sink takes
+        a probe is refused for what it holds: logged once, counted, skipped. If the probe
+        fails too the sink is broken: raise, and the rest waits for a retry."""
+        for index, row in enumerate(chunk):
+            try:
+                async with self._engine.begin() as conn:
+                    await conn.execute(audit_table.insert(), [row])
+            except Exception as exc:  # noqa: BLE001
+                if not await self._sink_works():
+                    # Keep this record and the rest of the chunk for the retry.
+                    raise _SinkBroken(chunk[index:], exc) from exc
+                self.rejected += 1
+                log.error(
+                    "audit log: the sink refused a record; it is skipped, the others are written",
+                    request_id=row.get("request_id"), tool=row.get("tool"),
+                    error=mask_secrets(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)[:500],
+                )
+            else:
+                self.written += 1
+
+    async def _sink_works(self) -> bool:
+        try:
+            async with self._engine.connect() as conn:
+                await conn.execute(sa.select(sa.func.count()).select_from(audit_table).where(sa.false()))
+            return True
+        except Exception:  # noqa: BLE001
+            return False
 
     def _backlog(self) -> int:
         return len(self._pending) + self._queue.qsize()
@@ -338,6 +432,22 @@ class AuditLog:
             raise RuntimeError(
                 f"table {AUDIT_TABLE} does not exist; run: sqlgate migrate upgrade --audit"
             )
+
+
+class _SinkBroken(Exception):  # noqa: N818 - internal signal, not an error type
+    """Record-by-record writing stopped because the sink itself failed."""
+
+    def __init__(self, rest: list[dict[str, Any]], error: BaseException) -> None:
+        super().__init__(str(error))
+        self.rest = rest
+        self.error = error
+
+
+def _int_or_none(value: Any) -> int | None:
+    """An INTEGER column's value; counts past 32 bits are stored as NULL, not refused."""
+    if isinstance(value, int) and not isinstance(value, bool) and -(2**31) <= value < 2**31:
+        return value
+    return None
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

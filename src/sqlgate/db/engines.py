@@ -26,7 +26,7 @@ from sqlgate.db.structure import SchemaCache
 from sqlgate.errors import DatabaseUnavailable, InvalidArgument, PoolExhausted, SqlgateError
 from sqlgate.logging import get_logger, mask_secrets
 from sqlgate.safety import profiles as safety_profiles
-from sqlgate.safety.policy import Policy
+from sqlgate.safety.policy import COLUMNS_SEP, Policy
 from sqlgate.safety.redact import redact_error
 from sqlgate.settings import ResolvedDatabase, Settings
 
@@ -198,7 +198,7 @@ class Database:
             ms=round((time.perf_counter() - started) * 1000, 1),
         )
 
-    async def _protected_columns(self, reflect: Any) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    async def _protected_columns(self, reflect: Any) -> tuple[str, ...]:
         """The reflected columns of every table with denied columns (safety resolves each
         column reference of a statement on them against these)."""
         from sqlgate.safety.columns import denied_tables
@@ -212,7 +212,7 @@ class Database:
                 log.warning("a table named in denied_columns was not found; its columns are judged by name only",
                             database=self.name, table=key)
                 continue
-            known.append((key, columns))
+            known.append(COLUMNS_SEP.join((key, *columns)))
         return tuple(known)
 
 

@@ -42,6 +42,7 @@ from sqlglot import exp
 
 from sqlgate.errors import PolicyViolation
 from sqlgate.safety import profiles
+from sqlgate.safety.policy import COLUMNS_SEP
 from sqlgate.safety.profiles import SafetyProfile
 from sqlgate.safety.tables import TableName, cte_visible, table_name
 
@@ -96,12 +97,11 @@ def denied_tables(entries: tuple[str, ...], dialect: str | SafetyProfile) -> lis
 
 
 @lru_cache(maxsize=256)
-def _parse_columns(
-    entries: tuple[tuple[str, tuple[str, ...]], ...], profile: SafetyProfile
-) -> dict[TableName, tuple[str, ...]]:
+def _parse_columns(entries: tuple[str, ...], profile: SafetyProfile) -> dict[TableName, tuple[str, ...]]:
     """``Policy.table_columns`` by table key; column names lower-cased, in table order."""
     found: dict[TableName, tuple[str, ...]] = {}
-    for entry, names in entries:
+    for packed in entries:
+        entry, *names = packed.split(COLUMNS_SEP)
         try:
             table = exp.to_table(entry, dialect=profile.sqlglot_dialect)
         except Exception:  # noqa: S112 - an unreadable entry knows no columns
@@ -627,7 +627,7 @@ def check_columns(
     dialect: str | SafetyProfile,
     entries: tuple[str, ...],
     default_schema: str | None,
-    table_columns: tuple[tuple[str, tuple[str, ...]], ...] = (),
+    table_columns: tuple[str, ...] = (),
 ) -> None:
     if not entries:
         return

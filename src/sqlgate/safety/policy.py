@@ -7,8 +7,11 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+COLUMNS_SEP = "\x1f"  # between a table and its columns in Policy.table_columns
 
 
 class Mode(StrEnum):
@@ -45,10 +48,12 @@ class Policy(BaseModel):
     # The schema a bare table name resolves to (PostgreSQL ``public``, the MySQL
     # database name, SQLite ``main``). Filled in by the runtime from the connection.
     default_schema: str | None = None
-    # The reflected columns of the tables that have denied columns, in table order:
-    # ``(("customers", ("id", "name", "ssn")), ...)`` (a mapping is accepted too). Filled
-    # in by the runtime at start-up; safety.columns resolves every reference against it.
-    table_columns: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    # The reflected columns of the tables that have denied columns, in table order, one
+    # string per table: the table and its columns joined by COLUMNS_SEP (flat strings
+    # hash fast: the policy is part of the verdict cache key). A mapping
+    # ``{"customers": ["id", "name", "ssn"]}`` is accepted too. Filled in by the runtime
+    # at start-up; safety.columns resolves every column reference against it.
+    table_columns: tuple[str, ...] = ()
     # MySQL/MariaDB lower_case_table_names=0 (read at connect): table and database names
     # compare exactly (``CUSTOMERS`` is not ``customers``). Filled in by the runtime.
     exact_table_names: bool = False
@@ -63,11 +68,17 @@ class Policy(BaseModel):
     @field_validator("table_columns", mode="before")
     @classmethod
     def _table_columns(cls, value: object) -> object:
+        pairs: list[Any] | tuple[Any, ...]
         if isinstance(value, dict):
-            return tuple((str(table), tuple(cols)) for table, cols in value.items())
-        if isinstance(value, list):
-            return tuple((str(table), tuple(cols)) for table, cols in value)
-        return value
+            pairs = list(value.items())
+        elif isinstance(value, list | tuple):
+            pairs = value
+        else:
+            return value
+        return tuple(
+            entry if isinstance(entry, str) else COLUMNS_SEP.join((str(entry[0]), *map(str, entry[1])))
+            for entry in pairs
+        )
 
     @property
     def read_only(self) -> bool:
