@@ -228,6 +228,7 @@ class _Resolver:
         self.default = default
         self.scopes: dict[int, _Scope] = {}
         self.memo: dict[int, dict[str, int]] = {}
+        self.owners: dict[int, _Scope | None] = {}
         self.any_protected = False
 
     # -- sources ----------------------------------------------------------------------
@@ -366,12 +367,24 @@ class _Resolver:
         return None
 
     def scope_of(self, node: exp.Expr) -> _Scope | None:
+        """The query level ``node`` belongs to (memoised along the way up)."""
+        passed: list[int] = []
+        owners = self.owners
         parent = node.parent
+        found: _Scope | None = None
         while parent is not None:
+            key = id(parent)
+            if key in owners:
+                found = owners[key]
+                break
             if _is_query(parent):
-                return self.scope(parent)
+                found = self.scope(parent)
+                break
+            passed.append(key)
             parent = parent.parent
-        return None
+        for key in passed:
+            owners[key] = found
+        return found
 
     # -- checks -----------------------------------------------------------------------
     def check(self) -> None:
@@ -382,7 +395,7 @@ class _Resolver:
             kind = type(node)
             if kind is exp.Column or kind is exp.Star or kind is exp.Join:
                 found.append(node)
-            elif isinstance(node, _QUERY_NODES):
+            elif _is_query_type(kind):
                 if kind is exp.Insert:
                     found.append(node)
                 if _is_query(node):
@@ -550,8 +563,18 @@ class _Resolver:
                 raise _deny_column(name, source)
 
 
+_QUERY_TYPES: dict[type, bool] = {}
+
+
+def _is_query_type(kind: type) -> bool:
+    found = _QUERY_TYPES.get(kind)
+    if found is None:
+        found = _QUERY_TYPES[kind] = issubclass(kind, _QUERY_NODES)
+    return found
+
+
 def _is_query(node: exp.Expr) -> bool:
-    if not isinstance(node, _QUERY_NODES):
+    if not _is_query_type(type(node)):
         return False
     # MERGE ... WHEN ... THEN UPDATE/INSERT/DELETE: part of the MERGE's level.
     return not (isinstance(node, _DML_IN_MERGE) and isinstance(node.parent, exp.When))
