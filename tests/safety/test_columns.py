@@ -81,6 +81,7 @@ DENIED = {
         "SELECT _rowid FROM customers",
         "SELECT customers.* FROM shop.customers",
         "SELECT ssn FROM SHOP.customers",
+        "SELECT id FROM customers FORCE INDEX (uq_ssn)",  # rows in the denied column's order
         # with lower_case_table_names=0 the alias C is not c: the protected one wins
         "SELECT c.ssn FROM orders C JOIN customers c ON c.id = C.customer_id",
         "SELECT (SELECT c.ssn FROM orders C LIMIT 1) FROM customers c",

@@ -246,6 +246,13 @@ class _Resolver:
         if not cols:
             return _Source(names, label, visible=_alias_names(table))
         self.any_protected = True
+        if any(isinstance(h, exp.IndexTableHint) for h in table.args.get("hints") or ()):
+            # FORCE INDEX (ssn_key) returns the rows in the denied column's order.
+            raise PolicyViolation(
+                f"index hints on {label} are not allowed: an index over a denied column orders the rows by it",
+                "remove the USE/FORCE/IGNORE INDEX hint; add ORDER BY on an allowed column if order matters",
+                code="COLUMN_NOT_ALLOWED",
+            )
         real = _known_columns(name, self.known, self.default)
         renamed = _alias_names(table)
         if real is None:
