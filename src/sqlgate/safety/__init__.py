@@ -156,8 +156,8 @@ def _faithful(
 ) -> tuple[str, bool] | None:
     """The statement written from its own tokens (``safety.render``), if that text parses
     back to exactly the checked tree; registers the placeholder template for ``bind``."""
-    if not tokens:
-        return None
+    if not tokens or (append and statement.args.get("locks")):
+        return None  # LIMIT goes before FOR UPDATE: sqlglot's rendering places it
     emitted = render.emit(tokens, sql, profile, cap, append)
     if emitted is None:
         return None

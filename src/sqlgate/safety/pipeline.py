@@ -183,8 +183,9 @@ def named_placeholders(subject: Subject) -> Facts | None:
             if (isinstance(ident, exp.Identifier) and not ident.quoted
                     and str(ident.this)[:1] in profile.bare_parameter_prefixes):
                 raise PolicyViolation(
-                    f"placeholder {ident.this} is not supported",
-                    "use named placeholders like :customer_id and pass parameters as an object",
+                    f"placeholder {ident.this} is not supported on {profile.name}",
+                    f"write positional placeholders as {profile.positional_placeholder} (values in "
+                    "`parameters` as an array) or named ones like :customer_id (values as an object)",
                     code="PARSE_ERROR",
                 )
     return Facts(False, (), tuple(names)) if names else None

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from sqlgate.db import guard
 from sqlgate.tools import checking
-from sqlgate.tools.base import check_sql, database_for, record, require_dict, runtime, tool_result
+from sqlgate.tools.base import check_sql, database_for, record, runtime, tool_result
 
 
 class QueryResult(BaseModel):
@@ -50,7 +50,8 @@ async def execute_query(
     query: Annotated[str, Field(description="One SQL statement; use :name placeholders for values")],
     ctx: Context[Any],
     parameters: Annotated[
-        dict[str, Any] | None, Field(description="Values for the :name placeholders")
+        dict[str, Any] | list[Any] | None,
+        Field(description="Values: an object for :name placeholders, an array for positional $1 / ?"),
     ] = None,
     fetch_mode: Annotated[
         Literal["all", "one", "scalar", "none"],
@@ -66,10 +67,10 @@ async def execute_query(
         str | None, Field(description="Name of a configured database (default: the first)")
     ] = None,
 ) -> Annotated[CallToolResult, QueryResult]:
-    params = require_dict(parameters, "parameters")
     db = await database_for(ctx, database)
     await checking.prime(db, (query,))  # a long text is checked off the event loop
     verdict = check_sql(db, query, hoist=True)  # shape cache: literals as bound parameters
+    params = verdict.values(parameters)  # an object for :name, an array for $1 / ?
     timeout_ms = db.policy.statement_timeout_ms
     if timeout_seconds is not None:
         timeout_ms = max(1, min(timeout_ms, int(timeout_seconds * 1000)))

@@ -19,7 +19,7 @@ from sqlgate.db.guard import GuardedTransaction, StatementResult, check_paramete
 from sqlgate.db.interactive import OpenTransaction, TransactionRegistry
 from sqlgate.errors import InvalidArgument, OperationFailed, SqlgateError
 from sqlgate.tools import checking
-from sqlgate.tools.base import Runtime, check_sql, database_for, record, require_dict, runtime, tool_result
+from sqlgate.tools.base import Runtime, check_sql, database_for, record, runtime, tool_result
 
 if TYPE_CHECKING:
     from sqlgate.db.engines import Database
@@ -32,7 +32,9 @@ MAX_OPERATIONS = 500
 
 class Operation(BaseModel):
     query: str = Field(description="One SQL statement; :name placeholders for values")
-    parameters: dict[str, Any] | None = Field(default=None, description="Values for the placeholders")
+    parameters: dict[str, Any] | list[Any] | None = Field(
+        default=None, description="Values: an object for :name placeholders, an array for positional $1 / ?"
+    )
     fetch_mode: FetchMode = Field(default="all", description="all, one, scalar (first value) or none")
 
 
@@ -170,12 +172,12 @@ def _validate(
     for index, operation in enumerate(operations):
         try:
             verdict = check_sql(db, operation.query)
-            params = check_parameters(verdict, require_dict(operation.parameters, "parameters"))
+            params = check_parameters(verdict, verdict.values(operation.parameters))
             missing = [p for p in verdict.parameters if p not in params]
             if missing:
                 raise InvalidArgument(
                     f"missing parameter(s): {', '.join(missing)}",
-                    "pass a value for every :name placeholder in `parameters`",
+                    "pass a value for every placeholder in `parameters`",
                 )
         except SqlgateError as error:
             raise OperationFailed(

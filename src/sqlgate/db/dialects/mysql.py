@@ -33,6 +33,12 @@ if TYPE_CHECKING:
     from sqlgate.db.results import RowBudget
 
 
+_BACKSLASH_ESCAPES_ON = (
+    "SET SESSION sql_mode = TRIM(BOTH ',' FROM "
+    "REPLACE(CONCAT(',', @@SESSION.sql_mode, ','), ',NO_BACKSLASH_ESCAPES,', ','))"
+)
+
+
 class MySQLDialect(Dialect):
     name = "mysql"
     sqlglot_dialect = "mysql"
@@ -64,6 +70,9 @@ class MySQLDialect(Dialect):
                     await cur.execute("SET SESSION TRANSACTION READ ONLY")
                 await cur.execute(_mysql_timeout_sql(conn._sqlgate_mariadb, timeout_ms))
                 conn._sqlgate_timeout_ms = timeout_ms
+                # Backslash escapes on, as sqlgate reads and writes string literals
+                # (safety.literals): the server's NO_BACKSLASH_ESCAPES would change their values.
+                await cur.execute(_BACKSLASH_ESCAPES_ON)
             await conn.commit()
 
         dbapi_connection.run_async(setup)
