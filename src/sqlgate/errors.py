@@ -29,10 +29,22 @@ class SqlgateError(Exception):
             self.retryable = retryable
 
     def to_dict(self) -> dict[str, Any]:
-        return {"code": self.code, "message": self.message, "hint": self.hint, "retryable": self.retryable}
+        return {"code": self.code, "message": _bounded(self.message), "hint": _bounded(self.hint),
+                "retryable": self.retryable}
 
     def __str__(self) -> str:
         return f"{self.code}: {self.message}"
+
+
+# An error's message and hint each stay under this many characters (docs/limits.md):
+# a list an agent sent (100k parameter names) must not come back as a megabyte.
+MAX_ERROR_TEXT = 2_000
+
+
+def _bounded(text: str) -> str:
+    if len(text) <= MAX_ERROR_TEXT:
+        return text
+    return f"{text[:MAX_ERROR_TEXT - 40]}… ({len(text) - MAX_ERROR_TEXT + 40:,} more characters)"
 
 
 class InvalidArgument(SqlgateError):

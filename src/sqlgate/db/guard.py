@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -46,13 +47,30 @@ class StatementResult:
     duration_ms: float = 0.0
 
 
+# The most values one call may bind (SQLite's connections are capped the same way).
+MAX_PARAMETERS = 1_000
+
+
+def listed(names: Iterable[str], most: int = 20) -> str:
+    """``a, b, c and 97 more``: a list cut so an error message stays small (≤ 2 KB)."""
+    items = list(names)
+    shown = ", ".join(str(n)[:64] for n in items[:most])
+    return f"{shown} and {len(items) - most} more" if len(items) > most else shown
+
+
 def check_parameters(verdict: Verdict, params: dict[str, Any] | None) -> dict[str, Any]:
     params = dict(params or {})
+    if len(params) > MAX_PARAMETERS:
+        raise InvalidArgument(
+            f"{len(params):,} parameters were passed; the limit is {MAX_PARAMETERS:,}",
+            "pass only the values the query's placeholders use; load long value lists with bulk_insert "
+            "into a table and join it",
+        )
     extra = sorted(set(params) - set(verdict.parameters))
     if extra:
-        expected = ", ".join(f":{p}" for p in verdict.parameters) or "none"
+        expected = listed(f":{p}" for p in verdict.parameters) or "none"
         raise InvalidArgument(
-            f"parameter(s) not used by the query: {', '.join(extra)}",
+            f"parameter(s) not used by the query: {listed(extra)}",
             f"the query's placeholders are: {expected}",
         )
     if verdict.bound:  # literals the verdict cache hoisted into parameters (safety.shapes)

@@ -29,6 +29,7 @@ from sqlgate.errors import ConfigError
 from sqlgate.logging import get_logger
 from sqlgate.server.app import build_server
 from sqlgate.server.auth import load_tokens
+from sqlgate.server.body_limit import JsonRpcBodyLimit, body_limit
 from sqlgate.server.stdio import run_stdio_session
 from sqlgate.settings import Settings
 
@@ -79,11 +80,16 @@ def check_exposure(settings: Settings) -> bool:
 def http_app(server: Any, settings: Settings) -> Any:
     """The Starlette app for the configured HTTP transport."""
     security = transport_security(settings)
+    limit = body_limit(settings)  # the SDK's own 413 stays behind ours (server/body_limit.py)
     if settings.transport == "sse":
-        return server.sse_app(transport_security=security, host=settings.host)
-    return server.streamable_http_app(
-        stateless_http=settings.stateless_http, transport_security=security, host=settings.host
-    )
+        app = server.sse_app(transport_security=security, host=settings.host, max_request_body_size=limit + 1)
+    else:
+        app = server.streamable_http_app(
+            stateless_http=settings.stateless_http, transport_security=security, host=settings.host,
+            max_request_body_size=limit + 1,
+        )
+    app.add_middleware(JsonRpcBodyLimit, limit=limit)
+    return app
 
 
 def run_stdio(server: Any, settings: Settings) -> None:

@@ -425,7 +425,7 @@ _BUSY_TIMEOUT_MS = 5000  # sqlite3's default lock wait
 # build or read, the longest SQL text, the longest LIKE/GLOB pattern, the most bound
 # parameters (guard.MAX_PARAMETERS).
 SQLITE_LIMITS = {
-    "SQLITE_LIMIT_LENGTH": 1_000_000,
+    "SQLITE_LIMIT_LENGTH": 16 << 20,  # as MariaDB's default max_allowed_packet
     "SQLITE_LIMIT_SQL_LENGTH": 1_000_000,
     "SQLITE_LIMIT_LIKE_PATTERN_LENGTH": 1_000,
     "SQLITE_LIMIT_VARIABLE_NUMBER": 1_000,
