@@ -58,6 +58,10 @@ def add_commands(sub: Any) -> None:
     add_settings_arguments(call)
     call.set_defaults(func=cmd_call)
 
+    from sqlgate import grants  # `sqlgate grants`: least-privilege role DDL (issue 11)
+
+    grants.add_command(sub)
+
 
 def _quiet_logging(args: argparse.Namespace, settings: Any) -> None:
     from sqlgate import logging as sqlgate_logging
@@ -98,6 +102,7 @@ async def run_health(settings: Any, *, include_stats: bool = True, test_operatio
         return await health.check(
             databases, audit, timeout_s=settings.health_timeout_s,
             include_stats=include_stats, test_operations=test_operations,
+            check_privileges=settings.check_privileges,
         )
     finally:
         if opened:
@@ -133,6 +138,9 @@ def format_report(report: Any) -> str:
             trip = db.test_operations
             verdict = "ok, nothing persisted" if trip.ok else f"FAILED: {trip.error}"
             lines.append(f"    test operations ({', '.join(trip.steps)}): {verdict}")
+        if db.privileges is not None and db.privileges.checked:
+            found = "; ".join(db.privileges.findings) if db.privileges.beyond_policy else "nothing beyond the policy"
+            lines.append(f"    privileges: {found}")
     audit = report.audit
     detail = f" ({audit.last_error})" if audit.last_error else ""
     lines.append(f"  audit log: {audit.state}{' -> ' + audit.sink if audit.sink else ''}{detail}")

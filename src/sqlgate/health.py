@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import sqlalchemy as sa
 from pydantic import BaseModel
 
+from sqlgate.db import privileges
+from sqlgate.db.privileges import PrivilegeHealth
 from sqlgate.db.roundtrip import RoundTrip, round_trip
 from sqlgate.db.row_counts import EXACT_BELOW, count_rows
 from sqlgate.errors import SqlgateError
@@ -78,6 +80,7 @@ class DatabaseHealth(BaseModel):
     slow_queries: int = 0
     slow_query_ms: int = 0
     test_operations: RoundTrip | None = None
+    privileges: PrivilegeHealth | None = None
 
 
 class AuditHealth(BaseModel):
@@ -124,6 +127,7 @@ async def check_database(
     timeout_s: float,
     include_stats: bool = True,
     test_operations: bool = False,
+    check_privileges: bool = True,
 ) -> DatabaseHealth:
     """Every probe for one database; never raises, never waits longer than the probes allow."""
     report = DatabaseHealth(
@@ -140,7 +144,10 @@ async def check_database(
     # as such instead of making the database look unreachable.
     probe = _probe_engine(database)
     try:
-        return await _check(database, probe, report, timeout_s, include_stats, test_operations)
+        report = await _check(database, probe, report, timeout_s, include_stats, test_operations)
+        if check_privileges and report.reachable:
+            await _privileges(database, probe, report, timeout_s)
+        return report
     finally:
         if probe is not database.engine:
             await probe.dispose()
@@ -194,6 +201,22 @@ async def _check(
     if reasons:
         report.status = "degraded"
     return report
+
+
+async def _privileges(database: Database, probe: Any, report: DatabaseHealth, timeout_s: float) -> None:
+    """What the connected role can read beyond the policy (db/privileges.py): ``degraded``."""
+    try:
+        report.privileges = await asyncio.wait_for(privileges.check(database, probe), timeout_s)
+    except Exception as exc:  # noqa: BLE001 - reported, not raised
+        report.privileges = PrivilegeHealth(checked=False, findings=[f"check failed: {_message(exc)}"])
+        return
+    if report.privileges.beyond_policy:
+        report.reasons.append(
+            f"{database.name}: the connected role can read beyond the policy: "
+            f"{'; '.join(report.privileges.findings)}; {privileges.GRANTS_HINT}"
+        )
+        if report.status == "healthy":
+            report.status = "degraded"
 
 
 def _probe_engine(database: Database) -> Any:
@@ -347,12 +370,14 @@ async def check(
     include_stats: bool = True,
     test_operations: bool = False,
     only: str | None = None,
+    check_privileges: bool = True,
 ) -> HealthReport:
     """The whole report: every database (concurrently) plus the audit log."""
     started = time.perf_counter()
     targets = [databases.get(only)] if only else list(databases)
     results = await asyncio.gather(*(
-        check_database(db, timeout_s=timeout_s, include_stats=include_stats, test_operations=test_operations)
+        check_database(db, timeout_s=timeout_s, include_stats=include_stats, test_operations=test_operations,
+                       check_privileges=check_privileges)
         for db in targets
     ))
     reasons = [reason for result in results for reason in result.reasons]

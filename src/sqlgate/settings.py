@@ -212,6 +212,14 @@ class Settings(BaseSettings):
     max_open_transactions: int = Field(
         default=5, ge=1, le=1000, description="Most interactive transactions open at once per server"
     )
+    max_transactions_per_session: int = Field(
+        default=3, ge=1, le=1000,
+        description="Most interactive transactions one MCP session (or token) may hold open at once",
+    )
+    transaction_max_lifetime_s: float = Field(
+        default=300.0, gt=0, le=86_400,
+        description="An interactive transaction is rolled back this long after it began, whatever the activity",
+    )
 
     @field_validator(
         "allowed_tables", "denied_columns", "allowed_functions", "denied_functions",

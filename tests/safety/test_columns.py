@@ -220,6 +220,10 @@ def test_mysql_exact_table_names_profile() -> None:
         assert isinstance(safety.check_uncached(sql, "mysql", exact), PolicyViolation), sql
         assert not isinstance(safety.check_uncached(sql, "mysql", loose), PolicyViolation), sql
     assert not isinstance(safety.check_uncached("SELECT id FROM shop.customers", "mysql", exact), PolicyViolation)
+    # Which table a denied column protects stays case-insensitive: protecting more is safe.
+    guarded = exact.model_copy(update={"allowed_tables": ("Customers", "customers"),
+                                       "denied_columns": ("Customers.ssn",)})
+    assert safety.check_uncached("SELECT ssn FROM customers", "mysql", guarded).code == "COLUMN_NOT_ALLOWED"  # type: ignore[union-attr]
     variant = profiles.for_policy(profiles.get("mysql"), True)
     assert variant is profiles.for_policy(profiles.get("mysql"), True)  # one variant: caches stay warm
     assert variant.name == "mysql"

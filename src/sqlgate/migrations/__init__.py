@@ -127,7 +127,9 @@ async def stamp(url: str, revision: str) -> None:
 
 def current_revisions(sync_conn: Any) -> list[str]:
     """The revisions recorded in ``sqlgate_alembic_version`` (empty when there is none)."""
-    if not sa.inspect(sync_conn).has_table(VERSION_TABLE):
+    # Listed, not has_table(): MySQL answers has_table for a table the role may not see
+    # (a least-privilege role, `sqlgate grants`) with "command denied" instead of False.
+    if VERSION_TABLE not in sa.inspect(sync_conn).get_table_names():
         return []
     rows = sync_conn.execute(sa.text(f"SELECT version_num FROM {VERSION_TABLE}")).fetchall()
     return sorted(str(row[0]) for row in rows)

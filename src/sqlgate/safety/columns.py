@@ -661,7 +661,10 @@ def check_columns(
 ) -> None:
     if not entries:
         return
-    profile = profiles.get(dialect)
+    # The registered profile, not a per-database exact-case variant: which tables a
+    # denied column protects is compared as loosely as the dialect allows (a policy
+    # entry `Customers.ssn` still protects `customers`): protecting more is safe.
+    profile = profiles.get(profiles.get(dialect).name)
     denied = _parse_denied(entries, profile)
     if not denied:
         return

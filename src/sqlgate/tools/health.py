@@ -42,6 +42,7 @@ async def health_check(
         include_stats=include_stats,
         test_operations=test_operations,
         only=database,
+        check_privileges=rt.settings.check_privileges,
     )
     return tool_result(report)
 

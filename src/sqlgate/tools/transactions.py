@@ -16,7 +16,7 @@ from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import BaseModel, Field
 
 from sqlgate.db.guard import GuardedTransaction, StatementResult, check_parameters
-from sqlgate.db.interactive import OpenTransaction, TransactionRegistry
+from sqlgate.db.interactive import PROCESS_SESSION, OpenTransaction, Owner, TransactionRegistry, session_key
 from sqlgate.errors import InvalidArgument, OperationFailed, SqlgateError
 from sqlgate.tools import checking
 from sqlgate.tools.base import Runtime, check_sql, database_for, record, runtime, tool_result
@@ -73,6 +73,29 @@ def registry(rt: Runtime) -> TransactionRegistry:
     return rt.transactions
 
 
+def owner_of(ctx: Context[Any]) -> Owner:
+    """Who is calling: the token identity (HTTP auth) and the session the call came on.
+
+    The HTTP request of the call names the session: ``Mcp-Session-Id`` (Streamable HTTP
+    sessions) or the ``session_id`` of the SSE message endpoint. No request: stdio or an
+    in-process client, one session per process. A request without either is stateless
+    HTTP (protocol 2026-07-28): no session, only the identity.
+    """
+    from mcp.server.auth.middleware.auth_context import get_access_token
+
+    token = get_access_token()
+    identity = token.client_id if token is not None else None
+    try:
+        request = ctx.request_context.request
+    except ValueError:  # no request context: an in-process call
+        request = None
+    if request is None:
+        return Owner(identity, PROCESS_SESSION)
+    headers = getattr(request, "headers", None) or {}
+    query = getattr(request, "query_params", None) or {}
+    return Owner(identity, session_key(headers.get("mcp-session-id"), query.get("session_id")))
+
+
 async def transaction_manager(
     ctx: Context[Any],
     operations: Annotated[
@@ -111,8 +134,9 @@ async def transaction_manager(
                 db, checked, isolation, dry_run, timeout_ms, started,
                 boundary=runtime(ctx).settings.untrusted_data_boundary,
             )
-        entry = await registry(runtime(ctx)).begin(db, isolation=isolation, timeout_ms=timeout_ms)
-        await registry(runtime(ctx)).acquire(entry.id)
+        owner = owner_of(ctx)
+        entry = await registry(runtime(ctx)).begin(db, isolation=isolation, timeout_ms=timeout_ms, owner=owner)
+        await registry(runtime(ctx)).acquire(entry.id, owner)
         return await _in_open(ctx, entry, checked, "begin", started)
     if not transaction_id:
         raise InvalidArgument(f"action={action} needs a transaction_id", "pass the id that action=begin returned")
@@ -122,7 +146,7 @@ async def transaction_manager(
             "isolation_level and database are chosen at begin; dry_run belongs to action=run",
         )
     transactions = registry(runtime(ctx))
-    entry = await transactions.acquire(transaction_id)
+    entry = await transactions.acquire(transaction_id, owner_of(ctx))
     record(database=entry.database.name)
     if action == "execute":
         try:

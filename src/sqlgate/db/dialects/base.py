@@ -54,6 +54,7 @@ from sqlgate.safety import render
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL
 
+    from sqlgate.db.dialects.grants import GrantPlan
     from sqlgate.db.results import RowBudget
 
 ISOLATION_LEVELS = ("read_committed", "repeatable_read", "serializable", "read_uncommitted")
@@ -398,6 +399,16 @@ class Dialect(ABC):
     async def round_trip(self, conn: Any, name: str, steps: list[str], read_only: bool) -> bool:
         """Create/insert/select/update/delete on TEMP table ``name`` in a transaction that is
         rolled back, appending each step done to ``steps``; True if anything persisted."""
+
+    # --- least privilege (db/privileges.py: `sqlgate grants`, health's privileges section)
+
+    def grant_statements(self, plan: GrantPlan) -> list[str] | None:
+        """The DDL creating the least-privilege role of ``plan``; None: the database has no roles."""
+        return None
+
+    async def privilege_findings(self, conn: Any, plan: GrantPlan) -> list[str] | None:
+        """What the connected role may read beyond ``plan``; None: not checked here."""
+        return None
 
     # --- bulk insert
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlglot import exp
 
+from sqlgate.db.dialects import mysql_privileges  # least privilege
 from sqlgate.db.dialects.base import (
     BulkPlan,
     Counts,
@@ -30,6 +31,7 @@ from sqlgate.db.dialects.plans import IndexSyntax, RawPlan, statement_limit  # q
 from sqlgate.errors import DatabaseError, SqlgateError
 
 if TYPE_CHECKING:
+    from sqlgate.db.dialects.grants import GrantPlan
     from sqlgate.db.results import RowBudget
 
 
@@ -231,6 +233,14 @@ class MySQLDialect(Dialect):
             await cur.execute(f"DROP TEMPORARY TABLE {name}")  # not transactional, no implicit commit
             await conn.rollback()
         return bool(leftover)
+
+    # --- least privilege (db/privileges.py; the SQL lives in mysql_privileges.py)
+
+    def grant_statements(self, plan: GrantPlan) -> list[str] | None:
+        return mysql_privileges.grant_statements(plan)
+
+    async def privilege_findings(self, conn: Any, plan: GrantPlan) -> list[str] | None:
+        return await mysql_privileges.privilege_findings(conn, plan)
 
     # ------------------------------------------------------------- bulk insert
     # Multi-row VALUES with the driver's own escaping (what pymysql's executemany does),

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlglot import exp
 
+from sqlgate.db.dialects import postgres_privileges  # least privilege
 from sqlgate.db.dialects.base import (
     BulkPlan,
     Counts,
@@ -35,6 +36,7 @@ from sqlgate.errors import InvalidArgument, SqlgateError
 from sqlgate.logging import mask_secrets
 
 if TYPE_CHECKING:
+    from sqlgate.db.dialects.grants import GrantPlan
     from sqlgate.db.results import RowBudget
 
 
@@ -193,6 +195,14 @@ class PostgresDialect(Dialect):
         await transaction.rollback()
         steps.append("rollback")
         return bool(await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f"pg_temp.{name}"))
+
+    # --- least privilege (db/privileges.py; the SQL lives in postgres_privileges.py)
+
+    def grant_statements(self, plan: GrantPlan) -> list[str] | None:
+        return postgres_privileges.grant_statements(plan)
+
+    async def privilege_findings(self, conn: Any, plan: GrantPlan) -> list[str] | None:
+        return await postgres_privileges.privilege_findings(conn, plan)
 
     # ------------------------------------------------------------- bulk insert
     # COPY (asyncpg ``copy_to_table`` / ``copy_records_to_table``) for on_conflict=error, in
