@@ -16,7 +16,7 @@ from functools import lru_cache
 import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ErrorLevel
-from sqlglot.tokenizer_core import Token
+from sqlglot.tokenizer_core import Token, TokenType
 
 from sqlgate.errors import PolicyViolation
 from sqlgate.safety import parse, pipeline, profiles, render, rules, tables
@@ -164,12 +164,16 @@ def _faithful(
     text, parts, positional = emitted
     if len(parts) // 2 != sum(1 for _ in statement.find_all(exp.Placeholder, exp.Parameter)):
         return None
-    try:
-        again = parse.parse(text, profile)
-    except PolicyViolation:
-        return None
-    if len(again) != 1 or rules.unwrap(again[0]) != statement:
-        return None
+    # Same tokens, same tree: a re-tokenisation proves it, unless the row cap changed the
+    # text around a statement wrapped in parentheses (then the tree itself is compared).
+    wrapped = tokens[0].token_type is TokenType.L_PAREN
+    if cap is not None and wrapped or not render.same_tokens(tokens, text, profile, cap, append):
+        try:
+            again = parse.parse(text, profile)
+        except PolicyViolation:
+            return None
+        if len(again) != 1 or rules.unwrap(again[0]) != statement:
+            return None
     render.register(statement, profile.sqlglot_dialect, parts)
     return text, positional
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import sqlglot
 from sqlglot import exp
 from sqlglot.tokenizer_core import Token, TokenType
 
@@ -33,14 +34,20 @@ from sqlgate.safety.profiles import SafetyProfile
 
 META_KEY = "sqlgate.sent"
 
-_WORDS = re.compile(r"[\w$]+(?:\s+[\w$]+)*\Z")
+_PLAIN = re.compile(r"(?:[\w$]+(?:\s+[\w$]+)*|[-+*/%<>=!~^&|#@?:.,;()\[\]{}]+)\Z")
+_NAME = re.compile(r"[A-Za-z_]\w*\Z")
 _NUMBER = re.compile(r"(?:\d+\.?\d*(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?)\Z")
-_OPERATOR = re.compile(r"[-+*/%<>=!~^&|#@?:.,;()\[\]{}]+\Z")
 _HINT = re.compile(r"/\*\+[^*/;'\"`\\]*\*/\Z")
 _GAP = re.compile(r"[ \t\r\n]*\Z")
 _MERGEABLE = frozenset("-+*/<>=!~^&|%#@?:")
 _QUOTES = frozenset("'\"`")
 _BINARY_TOKENS = frozenset({TokenType.BIT_STRING, TokenType.HEX_STRING})
+_NAME_TOKENS = frozenset({TokenType.VAR, TokenType.IDENTIFIER})
+_SPECIAL = literals.STRING_TOKENS | _BINARY_TOKENS | {
+    TokenType.IDENTIFIER, TokenType.NUMBER, TokenType.PLACEHOLDER, TokenType.PARAMETER, TokenType.COLON,
+    TokenType.MOD, TokenType.HINT,
+}
+_QUOTERS: dict[str, Any] = {}
 _DEPTH = {TokenType.L_PAREN: 1, TokenType.L_BRACKET: 1, TokenType.R_PAREN: -1, TokenType.R_BRACKET: -1}
 
 
@@ -107,7 +114,7 @@ def _percent_name(tokens: list[Token], i: int, sql: str) -> bool:
         return False
     if run[4].text != "s" or any(run[k + 1].start != run[k].end + 1 for k in range(4)):
         return False
-    return bool(re.fullmatch(r"[A-Za-z_]\w*", sql[run[2].start:run[2].end + 1]))
+    return bool(_NAME.match(sql[run[2].start:run[2].end + 1]))
 
 
 def emit(
@@ -118,97 +125,146 @@ def emit(
     ``cap``: the row cap to write (appended as LIMIT when ``append_cap``, else replacing
     the statement's LIMIT count); None leaves the LIMIT as written.
     """
-    syntax = profile.strings
-    dialect = profile.sqlglot_dialect
-    display: list[str] = []
-    parts: list[str] = []
-    text: list[str] = []  # the template's current text part
+    render_string = profile.strings.render
+    quote = _quoter(profile.sqlglot_dialect)
+    out: list[str] = []
+    holes: list[tuple[int, str]] = []  # (index in out, placeholder name)
     positional = named = False
     count_index = _limit_count_index(tokens) if cap is not None and not append_cap else None
     if cap is not None and not append_cap and count_index is None:
         return None
-    prev: Token | None = None
+    prev_end = -1
     prev_piece = ""
+    prev_string = False
     sequence = 0
     i, n = 0, len(tokens)
     while i < n:
         token = tokens[i]
         kind = token.token_type
         raw = sql[token.start:token.end + 1]
-        placeholder: str | None = None
-        shown = ""
         step = 1
-        nxt = tokens[i + 1] if i + 1 < n else None
-        if kind is TokenType.PLACEHOLDER and raw == "?":
-            sequence += 1
-            placeholder, shown, positional = str(sequence), "?", True
-        elif kind is TokenType.PARAMETER and raw == "$" and nxt is not None and nxt.start == token.end + 1 \
-                and nxt.token_type is TokenType.NUMBER and nxt.text.isdigit():
-            placeholder, shown, positional, step = str(int(nxt.text)), f"${int(nxt.text)}", True, 2
-        elif kind is TokenType.COLON and nxt is not None and nxt.start == token.end + 1 \
-                and nxt.token_type in (TokenType.VAR, TokenType.IDENTIFIER) \
-                and re.fullmatch(r"[A-Za-z_]\w*", sql[nxt.start:nxt.end + 1]):
-            placeholder, shown, named, step = nxt.text, f":{nxt.text}", True, 2
-        elif kind is TokenType.MOD and i + 4 < n and _percent_name(tokens, i, sql):
-            name = tokens[i + 2].text
-            placeholder, shown, named, step = name, f"%({name})s", True, 5
+        placeholder = None
+        is_string = False
+        if kind not in _SPECIAL:
+            if _PLAIN.match(raw):
+                piece = raw
+            elif _PLAIN.match(token.text):
+                piece = token.text  # a keyword written across a comment (ORDER /* */ BY)
+            else:
+                return None
         elif kind in literals.STRING_TOKENS:
-            if prev is not None and prev.token_type in literals.STRING_TOKENS:
+            if prev_string:
                 return None  # 'a' 'b': concatenated by some servers, an alias to others
-            piece = syntax.render(token.text)
+            is_string = True
+            piece = render_string(token.text)
             if kind is TokenType.NATIONAL_STRING:
                 piece = "N" + piece
         elif kind is TokenType.IDENTIFIER:
-            piece = exp.to_identifier(token.text, quoted=True).sql(dialect)
-        elif kind in _BINARY_TOKENS:
-            if not literals.binary_literal(raw):
-                return None
-            piece = raw
-        elif kind is TokenType.HINT:
-            if not _HINT.match(raw):
-                return None
-            piece = raw
+            piece = quote(token.text)
         elif kind is TokenType.NUMBER:
             if not _NUMBER.match(raw):
                 return None
             piece = str(cap) if i == count_index else raw
-        elif _WORDS.match(raw) or _OPERATOR.match(raw):
-            piece = raw
-        elif _WORDS.match(token.text) or _OPERATOR.match(token.text):
-            piece = token.text  # a keyword written across a comment (ORDER /* */ BY)
         else:
-            return None
+            nxt = tokens[i + 1] if i + 1 < n else None
+            adjacent = nxt is not None and nxt.start == token.end + 1
+            if kind is TokenType.PLACEHOLDER and raw == "?":
+                sequence += 1
+                placeholder, piece, positional = str(sequence), "?", True
+            elif (kind is TokenType.PARAMETER and raw == "$" and adjacent and nxt is not None
+                    and nxt.token_type is TokenType.NUMBER and nxt.text.isdigit()):
+                placeholder, piece, positional, step = str(int(nxt.text)), f"${int(nxt.text)}", True, 2
+            elif (kind is TokenType.COLON and adjacent and nxt is not None
+                    and nxt.token_type in _NAME_TOKENS and _NAME.match(sql[nxt.start:nxt.end + 1])):
+                placeholder, piece, named, step = nxt.text, f":{nxt.text}", True, 2
+            elif kind is TokenType.MOD and i + 4 < n and _percent_name(tokens, i, sql):
+                name = tokens[i + 2].text
+                placeholder, piece, named, step = name, f"%({name})s", True, 5
+            elif kind in _BINARY_TOKENS:
+                if not literals.binary_literal(raw):
+                    return None
+                piece = raw
+            elif kind is TokenType.HINT:
+                if not _HINT.match(raw):
+                    return None
+                piece = raw
+            elif _PLAIN.match(raw):
+                piece = raw
+            else:
+                return None
+        if prev_end >= 0:
+            gap = sql[prev_end + 1:token.start]
+            if gap:
+                if gap != " " and not _GAP.match(gap):
+                    gap = " "
+                out.append(gap)
+            elif _needs_space(prev_piece, piece):
+                out.append(" ")
         if placeholder is not None:
-            piece = shown
-        if prev is not None:
-            gap = sql[prev.end + 1:token.start]
-            if not _GAP.match(gap):
-                gap = " "
-            if not gap and _needs_space(prev_piece, piece):
-                gap = " "
-            display.append(gap)
-            text.append(gap)
-        display.append(piece)
-        if placeholder is not None:
-            parts.append("".join(text))
-            parts.append(placeholder)
-            text = []
-        else:
-            text.append(piece)
-        prev = tokens[i + step - 1]
+            holes.append((len(out), placeholder))
+        out.append(piece)
+        prev_end = tokens[i + step - 1].end
         prev_piece = piece
+        prev_string = is_string
         i += step
     if positional and named:
         return None
     if cap is not None and append_cap:
-        display.append(f" LIMIT {cap}")
-        text.append(f" LIMIT {cap}")
-    parts.append("".join(text))
-    return "".join(display), parts, positional
+        out.append(f" LIMIT {cap}")
+    display = "".join(out)
+    parts: list[str] = []
+    start = 0
+    for index, name in holes:
+        parts.append("".join(out[start:index]))
+        parts.append(name)
+        start = index + 1
+    parts.append("".join(out[start:]))
+    return display, parts, positional
+
+
+def _quoter(dialect: str) -> Any:
+    quoter = _QUOTERS.get(dialect)
+    if quoter is None:
+        glot = sqlglot.Dialect.get_or_raise(dialect)
+        start, end = glot.IDENTIFIER_START, glot.IDENTIFIER_END
+
+        def quoter(name: str) -> str:
+            return start + name.replace(end, end + end) + end
+
+        _QUOTERS[dialect] = quoter
+    return quoter
+
+
+def same_tokens(tokens: list[Token], text: str, profile: SafetyProfile, cap: int | None, append: bool) -> bool:
+    """Whether sqlglot reads ``text`` as exactly ``tokens`` (string literals by value; the
+    row cap's LIMIT appended or its count replaced), so it parses into the same tree."""
+    try:
+        again = sqlglot.Dialect.get_or_raise(profile.sqlglot_dialect).tokenize(text)
+    except Exception:  # noqa: BLE001 - unreadable: the caller compares trees instead
+        return False
+    expected = len(tokens) + (2 if cap is not None and append else 0)
+    if len(again) != expected:
+        return False
+    count_index = _limit_count_index(tokens) if cap is not None and not append else None
+    for index, (a, b) in enumerate(zip(tokens, again, strict=False)):
+        if a.token_type in literals.STRING_TOKENS:
+            if b.token_type not in literals.STRING_TOKENS or a.text != b.text:
+                return False
+        elif a.token_type is not b.token_type:
+            return False
+        elif index == count_index:
+            if b.text != str(cap):
+                return False
+        elif a.text != b.text:
+            return False
+    if cap is not None and append:
+        tail = again[-2:]
+        return tail[0].token_type is TokenType.LIMIT and tail[1].text == str(cap)
+    return True
 
 
 def register(statement: exp.Expr, dialect: str, parts: list[str]) -> None:
     statement.meta[META_KEY] = Sent(dialect, parts)
 
 
-__all__ = ["META_KEY", "Sent", "emit", "register", "sent_parts"]
+__all__ = ["META_KEY", "Sent", "emit", "register", "same_tokens", "sent_parts"]
