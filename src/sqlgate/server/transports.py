@@ -30,6 +30,7 @@ from sqlgate.logging import get_logger
 from sqlgate.server.app import build_server
 from sqlgate.server.auth import load_tokens
 from sqlgate.server.body_limit import JsonRpcBodyLimit, body_limit
+from sqlgate.server.sessions import serve_sessions
 from sqlgate.server.stdio import run_stdio_session
 from sqlgate.settings import Settings
 
@@ -137,7 +138,7 @@ def run(settings: Settings) -> None:
 
     authenticated = check_exposure(settings)
     server = build_server(settings)
-    app = http_app(server, settings)
+    app = serve_sessions(server, http_app(server, settings))  # one runtime; session ends (server/sessions.py)
     log.info(
         "listening", transport=settings.transport, host=settings.host, port=settings.port,
         auth="bearer" if authenticated else "none", stateless=settings.stateless_http,
