@@ -24,14 +24,12 @@ from pydantic import ValidationError
 
 from sqlgate import __version__
 from sqlgate import logging as sqlgate_logging
-from sqlgate.audit import client_name, start_audit, stop_audit
+from sqlgate.audit import client_name
 from sqlgate.calls import CallRecord, current_call
-from sqlgate.db.engines import open_databases
-from sqlgate.db.interactive import TransactionRegistry
-from sqlgate.demo import prepare_demo_databases
 from sqlgate.errors import InvalidArgument, SqlgateError
 from sqlgate.logging import get_logger, mask_secrets
 from sqlgate.server.auth import server_auth
+from sqlgate.server.runtime import RuntimeHolder
 from sqlgate.settings import Settings
 from sqlgate.tools import TOOL_MODULES, WRITE_TOOLS
 from sqlgate.tools.base import Runtime, compact_input_schema, compact_json, shallow_output_schema
@@ -150,6 +148,7 @@ class SqlgateServer(MCPServer[Runtime]):
     # submit is one. Hooks must not block.
     after_call: list[AfterCall]
     stopped: anyio.Event  # set when the lifespan has finished cleaning up
+    runtime_holder: RuntimeHolder  # the process's one runtime (server/runtime.py)
 
 
 def build_server(settings: Settings) -> SqlgateServer:
@@ -158,27 +157,10 @@ def build_server(settings: Settings) -> SqlgateServer:
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[Runtime]) -> AsyncIterator[Runtime]:
-        await prepare_demo_databases(settings, announce=True)
-        databases = await open_databases(settings)
-        transactions = TransactionRegistry(settings.transaction_idle_timeout_s, settings.max_open_transactions)
-        audit = await start_audit(settings)
-        runtime = Runtime(settings=settings, databases=databases, transactions=transactions, audit=audit)
-        if audit is not None:
-            server.after_call.append(audit.submit)
-        log.info("sqlgate ready", databases=databases.names(), transport=settings.transport)
-        try:
+        # The SDK enters this once per SSE connection: it fetches the process's one
+        # runtime, opened by its first user and closed after its last (server/runtime.py).
+        async with server.runtime_holder.use() as runtime:
             yield runtime
-        finally:
-            # Shielded and bounded: a shutdown by cancellation (a signal) still rolls back,
-            # flushes the audit log and closes the pools.
-            with anyio.CancelScope(shield=True), anyio.move_on_after(30):
-                await transactions.close()  # interactive transactions still open: roll back
-                if audit is not None and audit.submit in server.after_call:
-                    server.after_call.remove(audit.submit)
-                await stop_audit(audit)
-                await databases.close()
-                log.info("sqlgate stopped; pools closed")
-            server.stopped.set()
 
     server = SqlgateServer(
         "sqlgate",
@@ -190,6 +172,7 @@ def build_server(settings: Settings) -> SqlgateServer:
     )
     server.after_call = []
     server.stopped = anyio.Event()
+    server.runtime_holder = RuntimeHolder(settings, server.after_call, server.stopped)
     all_read_only = all(db.policy.read_only for db in settings.resolved_databases())
     for module_name in TOOL_MODULES:
         module = importlib.import_module(module_name)
