@@ -52,6 +52,16 @@ def test_the_wrong_style_says_which_is_right(dialect: str, sql: str, style: str)
     assert style in violation.hint
 
 
+@pytest.mark.parametrize(("dialect", "sql"), [
+    ("mysql", "SELECT id FROM orders WHERE id = ? # the id\n"),
+    ("sqlite", "SELECT id FROM orders WHERE id = ? -- ?\n"),
+    ("postgresql", "SELECT id FROM orders WHERE id = $1 /* $2 */"),
+])
+def test_a_comment_next_to_a_placeholder_is_no_placeholder(dialect: str, sql: str) -> None:
+    verdict = allowed(sql, dialect)
+    assert verdict.parameters == ("1",) and "--" not in verdict.sql and "#" not in verdict.sql
+
+
 def test_styles_do_not_mix() -> None:
     assert "one style" in denied("SELECT id FROM orders WHERE id = $1 AND total > :t", "postgresql").hint
     assert "one style" in denied("SELECT id FROM orders WHERE id = ? AND total > :t", "sqlite").hint
@@ -272,3 +282,56 @@ async def test_literal_values_are_identical_as_written_and_as_sent(items: Backen
         sent = await _query(client, query=sql)
     assert not sent.is_error, sent.content
     assert [list(row) for row in written] == sent.structured_content["rows"]
+
+
+ATTACKS: dict[str, list[str]] = {
+    "all": [
+        "SELECT name FROM prec_items; -- x\n DROP TABLE prec_items",
+        "SELECT name FROM prec_items /* ; DROP TABLE prec_items */ WHERE id = 1",
+        "SELECT name FROM prec_items WHERE name = '?' OR id = 1 -- ?",
+        "SELECT 1--1\n; DROP TABLE prec_items",
+        "SELECT name FROM prec_items WHERE name = 'x' UNION SELECT secret FROM prec_secrets",
+        "SELECT name FROM prec_items WHERE name = 'x'' UNION SELECT secret FROM prec_secrets --'",
+    ],
+    "postgres": [
+        "SELECT 'a\\' AS c, ' UNION SELECT secret FROM prec_secrets --' AS d FROM prec_items",
+        "SELECT E'\\x27 UNION SELECT secret FROM prec_secrets --' FROM prec_items",
+        "SELECT 1 /* /* */ UNION SELECT secret FROM prec_secrets */",
+        "SELECT name FROM prec_items WHERE name = E'\\'' OR true --'",
+        "SELECT $$a\\$$ AS c, ' UNION SELECT secret FROM prec_secrets --' FROM prec_items",
+        "SELECT name FROM prec_items WHERE name = $$ $1 $$ OR id = $1",
+    ],
+    "mysql": [
+        "SELECT name FROM prec_items WHERE name = 'x\\' UNION SELECT secret FROM prec_secrets -- '",
+        "SELECT name FROM prec_items /*!50000 UNION SELECT secret FROM prec_secrets */",
+        "SELECT /*+ BKA(prec_items) */ name FROM prec_items /*+ UNION SELECT secret FROM prec_secrets */",
+        "SELECT name FROM prec_items WHERE name = \"x\\\" UNION SELECT secret FROM prec_secrets -- \"",
+        "SELECT 1 --1 UNION SELECT secret FROM prec_secrets",
+        "SELECT name FROM prec_items WHERE id = ? # ?\n",
+        "SELECT name FROM prec_items WHERE id = ? -- ? ; DROP TABLE prec_items\n",
+    ],
+    "sqlite": [
+        "SELECT name FROM prec_items WHERE name = \"x\" UNION SELECT secret FROM prec_secrets",
+        "SELECT name FROM prec_items WHERE id = ?1 OR id = ?",
+    ],
+}
+
+
+@pytest.mark.anyio
+async def test_smuggling_attempts_on_the_real_servers(items: Backend) -> None:
+    """Every relaxation (comments after ;, backslashes, positional placeholders, hints,
+    rendering from the tokens) tried as an attacker would: no secret in any answer, no
+    second statement run."""
+    text = "VARCHAR(100)" if items.name == "mysql" else "TEXT"
+    await items.aexecute(
+        "DROP TABLE IF EXISTS prec_secrets",
+        f"CREATE TABLE prec_secrets (id INTEGER PRIMARY KEY, secret {text})",
+        "INSERT INTO prec_secrets VALUES (1, 'hunter2')",
+    )
+    async with items.client(allowed_tables="prec_items", mode="read_write") as client:
+        for sql in ATTACKS["all"] + ATTACKS[items.name]:
+            parameters = [1] if ("?" in sql or "$1" in sql) else None
+            result = await _query(client, query=sql, parameters=parameters)
+            body = str(result.content) + str(result.structured_content)
+            assert "hunter2" not in body, sql
+    assert await items.aexecute("SELECT count(*) FROM prec_items") == [(3,)]

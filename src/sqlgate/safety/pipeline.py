@@ -145,7 +145,7 @@ def named_placeholders(subject: Subject) -> Facts | None:
             if name not in names:
                 names.append(name)
             continue
-        written = node.sql(dialect)
+        written = node.sql(dialect, comments=False)
         style = profile.positional_placeholder
         if style == "?" and isinstance(node, exp.Placeholder) and name in ("", "?") and written == "?":
             unnumbered += 1
