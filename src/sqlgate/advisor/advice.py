@@ -14,6 +14,7 @@ from sqlglot import exp
 from sqlgate.advisor import capture, complexity, findings, indexes, notes, proof
 from sqlgate.advisor.models import Complexity, CoveredIndex, Finding, IndexSuggestion, PlanSummary
 from sqlgate.advisor.scope import Statement, prepare
+from sqlgate.db.dialects.plans import WhatIfFailed
 from sqlgate.db.guard import GuardedTransaction
 from sqlgate.db.schema import TableInfo, table_info
 from sqlgate.errors import InvalidArgument, PolicyViolation
@@ -136,7 +137,10 @@ async def _select(database: Database, conn: Any, queries: list[proof.Query],
     if reason is not None:
         return proof.unverified(candidates, reason, len(queries))
     trial = proof.Trial(dialect, conn, location, queries, candidates, database.policy.statement_timeout_ms)
-    return await proof.select(trial, syntax, database.dialect)
+    try:
+        return await proof.select(trial, syntax, database.dialect)
+    except WhatIfFailed as exc:
+        return proof.unverified(candidates, str(exc), len(queries))
 
 
 async def _plan_all(database: Database, conn: Any, items: list[WorkloadItem], infos: dict[str, TableInfo],

@@ -52,6 +52,11 @@ class WhatIfPlan:
     detail: list[str] = field(default_factory=list)  # the plan lines that use each index
 
 
+class WhatIfFailed(Exception):  # noqa: N818 - a reason, not an error to report
+    """The hypothetical-index proof could not run (a locked or read-only file, ...): the
+    advice is returned unverified with this reason instead of failing the call."""
+
+
 def statement_limit(statement: exp.Expr) -> int | None:
     limit = statement.args.get("limit")
     value = limit.args.get("expression") if isinstance(limit, exp.Limit) else None

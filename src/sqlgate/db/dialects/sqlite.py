@@ -23,7 +23,12 @@ from sqlgate.db.dialects.base import (
     timeout_error,
     unavailable,
 )
-from sqlgate.db.dialects.plans import IndexSyntax, RawPlan, WhatIfPlan  # query_optimization hooks
+from sqlgate.db.dialects.plans import (  # query_optimization hooks
+    IndexSyntax,
+    RawPlan,
+    WhatIfFailed,
+    WhatIfPlan,
+)
 from sqlgate.errors import InvalidArgument, SqlgateError
 
 if TYPE_CHECKING:
@@ -156,7 +161,7 @@ class SQLiteDialect(Dialect):
                 # Streamed: each chunk is converted and sized before the next is read;
                 # closing the cursor ends the statement where the budget stopped it.
                 while True:
-                    wanted = budget.chunk()
+                    wanted = budget.chunk(first=2)  # rows of unknown width: few at first
                     chunk = cur.fetchmany(wanted)
                     if not budget.take(chunk) or len(chunk) < wanted:
                         break
@@ -332,8 +337,12 @@ class SQLiteDialect(Dialect):
         return IndexSyntax(expressions=True, prefix_like="nocase")
 
     async def what_if_unavailable(self, conn: Any, location: str | None) -> str | None:
+        import os
+
         if not location:
             return "unverified: an in-memory database cannot be opened a second time"
+        if not os.access(location, os.W_OK):
+            return "unverified: sqlgate cannot write the database file to build the index in a rolled-back transaction"
         return None
 
     async def plan_with_indexes(
@@ -341,10 +350,16 @@ class SQLiteDialect(Dialect):
         indexes: list[tuple[str, str]], timeout_ms: int, *, sizes: bool = False, generic: bool = False,
     ) -> WhatIfPlan:
         import asyncio
+        import sqlite3
 
         sql = "EXPLAIN QUERY PLAN " + bind(statement, "sqlite", params, lambda name: f":{name}")
         args = {name: _sqlite_param(value) for name, value in params.items()}
-        return await asyncio.to_thread(_sqlite_what_if, str(location), sql, args, indexes, timeout_ms)
+        try:
+            return await asyncio.to_thread(_sqlite_what_if, str(location), sql, args, indexes, timeout_ms)
+        except sqlite3.Error as exc:
+            if "interrupted" in str(exc):
+                raise timeout_error(timeout_ms) from exc
+            raise WhatIfFailed(f"unverified: SQLite could not try the indexes ({exc})") from exc
 
     # --- end of plans and index advice
 
@@ -366,8 +381,8 @@ def _sqlite_what_if(
                     con.execute(ddl)
                     built.append(True)
                 except sqlite3.OperationalError as exc:
-                    if "interrupted" in str(exc):
-                        raise
+                    if "interrupted" in str(exc) or "locked" in str(exc) or "readonly" in str(exc):
+                        raise  # the proof cannot run (deadline, a writer, the file), not this index
                     built.append(False)
             details = [str(r[-1]) for r in con.execute(sql, args).fetchall()]
         finally:
