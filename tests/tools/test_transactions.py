@@ -306,3 +306,62 @@ async def test_open_transaction_is_rolled_back_at_shutdown(backend: Backend) -> 
         begun = await tm(client, action="begin", operations=[op(f"DELETE FROM {table} WHERE id = 1")])
         assert not begun.is_error, begun.content
     assert await snapshot(backend, table) == before
+
+
+# ------------------------------------------------------------ ownership and lifetime (issue 13)
+
+
+async def test_max_lifetime_applies_whatever_the_keep_alives(backend: Backend) -> None:
+    """A call every 0.3 s keeps an idle limit of 1 s at bay, not the maximum lifetime of 1.5 s."""
+    table = await make_table(backend)
+    async with backend.client(
+        mode="read_write", allowed_tables=table, transaction_idle_timeout_s=1, transaction_max_lifetime_s=1.5
+    ) as client:
+        begun = await tm(client, action="begin", operations=[op(f"UPDATE {table} SET qty = 0 WHERE id = 1")])
+        txid = begun.structured_content["transaction_id"]
+        started = asyncio.get_running_loop().time()
+        last = None
+        while asyncio.get_running_loop().time() - started < 6:
+            last = await tm(client, action="execute", transaction_id=txid, operations=[op(f"SELECT 1 FROM {table}")])
+            if last.is_error:
+                break
+            await asyncio.sleep(0.3)
+        lived = asyncio.get_running_loop().time() - started
+        idle = await pool_checked_out(client)
+    assert last is not None and error(last)["code"] == "INVALID_ARGUMENT"
+    assert "maximum lifetime" in error(last)["message"]
+    assert 1.0 <= lived < 5  # generous: the machine is shared
+    assert idle == 0
+    assert (await snapshot(backend, table))[0][2] == 10  # rolled back
+
+
+async def test_one_session_cannot_take_every_slot(backend: Backend) -> None:
+    from sqlgate.db.engines import open_databases
+    from sqlgate.db.interactive import Owner, TransactionRegistry
+
+    table = await make_table(backend)
+    settings = backend.settings(mode="read_write", allowed_tables=table)
+    databases = await open_databases(settings)
+    registry = TransactionRegistry(30, 4, max_per_session=2)
+    try:
+        db = databases.get(None)
+        a, b = Owner(None, "sse:a"), Owner(None, "sse:b")
+        first = await registry.begin(db, isolation=None, timeout_ms=5000, owner=a)
+        await registry.begin(db, isolation=None, timeout_ms=5000, owner=a)
+        from sqlgate.errors import SqlgateError
+
+        with pytest.raises(SqlgateError) as refused:
+            await registry.begin(db, isolation=None, timeout_ms=5000, owner=a)
+        assert refused.value.code == "TOO_MANY_TRANSACTIONS" and "per session" in refused.value.message
+        other = await registry.begin(db, isolation=None, timeout_ms=5000, owner=b)  # others still get one
+        with pytest.raises(SqlgateError) as unknown:  # and cannot use a's
+            await registry.acquire(first.id, b)
+        assert "unknown transaction" in unknown.value.message
+        assert await registry.end_session("sse:a") == 2
+        assert len(registry) == 1 and registry.owned_by(b) == [other]
+        with pytest.raises(SqlgateError) as ended:
+            await registry.acquire(first.id, a)
+        assert "session ended" in ended.value.message
+    finally:
+        await registry.close()
+        await databases.close()

@@ -1,0 +1,246 @@
+"""Sessions against real servers (issue 13): one runtime per process on SSE and Streamable
+HTTP, transactions owned by their session and ended with it, on PostgreSQL.
+
+One server subprocess per transport for the whole module (start-up is the slow part).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import subprocess
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import pytest
+from mcp import Client
+from mcp.client.sse import sse_client
+from mcp.client.streamable_http import streamable_http_client
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from sqlgate.db.engines import async_url
+from tests.conftest import Backend, make_backend
+from tests.e2e.test_http import SQLGATE, free_port
+
+pytestmark = pytest.mark.anyio
+
+TOKEN_A = "session-token-a-0123456789abcdef"
+TOKEN_B = "session-token-b-0123456789abcdef"
+TABLE = f"sess_{secrets.token_hex(3)}"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@dataclass
+class Server:
+    transport: str
+    port: int
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}" + ("/sse" if self.transport == "sse" else "/mcp")
+
+    def client(self, token: str | None = None, **kwargs: Any) -> Client:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        if self.transport == "sse":
+            return Client(sse_client(self.url, headers=headers), **kwargs)
+        http = httpx2.AsyncClient(headers=headers, timeout=30)
+        return Client(streamable_http_client(self.url, http_client=http), **kwargs)
+
+
+def _serve(tmp: Path, transport: str, url: str, *extra: str, env: dict[str, str] | None = None) -> Server:
+    port = free_port()
+    log = tmp / f"{transport}-{port}.log"
+    args = [
+        SQLGATE, "serve", "--transport", transport, "--port", str(port), "--database-url", url,
+        "--data-dir", str(tmp), "--mode", "read_write", "--pool-size", "2", "--max-overflow", "0",
+        "--log-level", "INFO", *extra,
+    ]
+    with log.open("wb") as sink:
+        proc = subprocess.Popen(args, stdout=sink, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+    import socket
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"server exited early: {log.read_text()}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return Server(transport, port, proc, log)
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise AssertionError(f"server did not listen: {log.read_text()}")
+
+
+def _stop(server: Server) -> None:
+    if server.proc.poll() is None:
+        server.proc.terminate()
+        try:
+            server.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.proc.kill()
+
+
+@pytest.fixture(scope="module")
+def pg(tmp_path_factory: pytest.TempPathFactory) -> Backend:
+    backend = make_backend("postgres", tmp_path_factory.mktemp("pgdata"))
+    backend.execute(
+        f"DROP TABLE IF EXISTS {TABLE}",
+        f"CREATE TABLE {TABLE} (id INTEGER PRIMARY KEY, n INTEGER NOT NULL)",
+        f"INSERT INTO {TABLE} VALUES (1, 0), (2, 0)",
+    )
+    return backend
+
+
+@pytest.fixture(scope="module")
+def sse(pg: Backend, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    server = _serve(tmp_path_factory.mktemp("sse"), "sse", pg.url, "--allowed-tables", TABLE)
+    yield server
+    _stop(server)
+
+
+@pytest.fixture(scope="module")
+def http(pg: Backend, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    tokens = tmp_path_factory.mktemp("tokens") / "tokens"
+    tokens.write_text(f"{TOKEN_A}\n{TOKEN_B}\n")
+    server = _serve(
+        tmp_path_factory.mktemp("http"), "streamable-http", pg.url, "--allowed-tables", TABLE,
+        "--auth-token-file", str(tokens),
+    )
+    yield server
+    _stop(server)
+
+
+@asynccontextmanager
+async def admin(pg: Backend) -> AsyncIterator[Any]:
+    engine = create_async_engine(async_url(pg.url), isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as conn:
+            yield conn
+    finally:
+        await engine.dispose()
+
+
+async def sqlgate_connections(pg: Backend) -> int:
+    """Connections to the test database other than this one (sqlgate's pools)."""
+    async with admin(pg) as conn:
+        return int((await conn.execute(text(
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ))).scalar_one())
+
+
+async def row_is_locked(pg: Backend, row_id: int) -> bool:
+    async with admin(pg) as conn:
+        await conn.execute(text("SET lock_timeout = '500ms'"))
+        try:
+            await conn.execute(text(f"SELECT 1 FROM {TABLE} WHERE id = :i FOR UPDATE"), {"i": row_id})
+        except Exception:  # noqa: BLE001 - lock_not_available
+            return True
+        return False
+
+
+def body(result: Any) -> dict[str, Any]:
+    return result.structured_content or json.loads(result.content[0].text)
+
+
+async def wait_for(predicate: Any, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if await predicate():
+            return True
+        await asyncio.sleep(0.1)
+    return False
+
+
+# -- one runtime per process ----------------------------------------------------------------
+
+async def test_twenty_sse_sessions_share_one_runtime(sse: Server, pg: Backend) -> None:
+    """20 SSE sessions at once: connections stay within the pool (2), every call is audited
+    once, and the runtime (migrations of the audit sink included) was opened once."""
+    marker = f"m_{secrets.token_hex(4)}"
+    async with AsyncExitStack() as stack:
+        clients = [await stack.enter_async_context(sse.client()) for _ in range(20)]
+        results = await asyncio.gather(*(
+            c.call_tool("execute_query", {"query": f"SELECT n AS {marker} FROM {TABLE} WHERE id = 1"})
+            for c in clients
+        ))
+        assert not any(r.is_error for r in results), [r.content for r in results if r.is_error][:1]
+        assert await sqlgate_connections(pg) <= 2
+    # The audit file is beside the data dir's default sink: one row per call.
+    import sqlite3
+
+    audit_file = next(sse.log.parent.glob("audit.sqlite3"))
+    for _ in range(50):
+        with sqlite3.connect(audit_file) as conn:
+            count = conn.execute(
+                "SELECT COUNT(*) FROM sqlgate_audit WHERE sql_text LIKE ?", (f"%{marker}%",)).fetchone()[0]
+        if count >= 20:
+            break
+        await asyncio.sleep(0.1)
+    assert count == 20
+    log = sse.log.read_text()
+    assert log.count("sqlgate ready") == 1
+    assert "already exists" not in log
+
+
+# -- transactions owned by their session ----------------------------------------------------
+
+async def test_sse_transaction_is_its_sessions_and_ends_with_it(sse: Server, pg: Backend) -> None:
+    async with sse.client() as a:
+        begun = body(await a.call_tool("transaction_manager", {
+            "action": "begin", "operations": [{"query": f"UPDATE {TABLE} SET n = n + 1 WHERE id = 1"}]}))
+        txid = begun["transaction_id"]
+        async with sse.client() as b:
+            stolen = await b.call_tool("transaction_manager", {
+                "action": "commit", "transaction_id": txid})
+            assert stolen.is_error
+            error = body(stolen)["error"]
+            assert error["code"] == "INVALID_ARGUMENT" and "unknown transaction" in error["message"]
+        assert await row_is_locked(pg, 1)  # still A's, still open
+    # A's SSE stream closed: its transaction is rolled back at once (not after the idle limit)
+    assert await wait_for(lambda: _unlocked(pg, 1), timeout=5)
+    async with admin(pg) as conn:
+        assert (await conn.execute(text(f"SELECT n FROM {TABLE} WHERE id = 1"))).scalar_one() == 0
+
+
+async def _unlocked(pg: Backend, row_id: int) -> bool:
+    return not await row_is_locked(pg, row_id)
+
+
+async def test_http_legacy_session_delete_rolls_back(http: Server, pg: Backend) -> None:
+    async with http.client(TOKEN_A, mode="legacy") as a:
+        begun = body(await a.call_tool("transaction_manager", {
+            "action": "begin", "operations": [{"query": f"UPDATE {TABLE} SET n = n + 1 WHERE id = 2"}]}))
+        assert begun.get("transaction_id"), begun
+        async with http.client(TOKEN_A, mode="legacy") as b:  # same token, another session
+            other = await b.call_tool("transaction_manager", {
+                "action": "execute", "transaction_id": begun["transaction_id"],
+                "operations": [{"query": f"UPDATE {TABLE} SET n = 99 WHERE id = 2"}]})
+            assert other.is_error and "unknown transaction" in body(other)["error"]["message"]
+        assert await row_is_locked(pg, 2)
+    # Leaving the client ends the session with DELETE: rolled back at once.
+    assert await wait_for(lambda: _unlocked(pg, 2), timeout=5)
+
+
+async def test_stateless_http_transactions_are_bound_to_the_token(http: Server, pg: Backend) -> None:
+    async with http.client(TOKEN_A) as a, http.client(TOKEN_B) as b:
+        begun = body(await a.call_tool("transaction_manager", {"action": "begin"}))
+        txid = begun["transaction_id"]
+        other = await b.call_tool("transaction_manager", {"action": "rollback", "transaction_id": txid})
+        assert other.is_error and "unknown transaction" in body(other)["error"]["message"]
+        mine = await a.call_tool("transaction_manager", {"action": "rollback", "transaction_id": txid})
+        assert not mine.is_error, mine.content
