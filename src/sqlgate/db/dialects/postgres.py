@@ -578,7 +578,7 @@ def _pg_limit(statement: exp.Expr) -> int | None:
 
 # Rows fetched in one round trip when the column types bound their width (text form).
 _PG_ONE_FETCH_BYTES = 1 << 20
-_PG_FIRST_CHUNK = 4  # rows of unknown width in the first fetch of a cursor
+_PG_FIRST_CHUNK = 2  # rows of unknown width in the first fetch (2: a one-row answer takes one fetch)
 _PG_FIXED_WIDTH = {
     "bool": 6, "int2": 8, "int4": 12, "int8": 21, "oid": 11, "float4": 16, "float8": 25, "date": 14,
     "time": 18, "timetz": 24, "timestamp": 30, "timestamptz": 36, "interval": 64, "uuid": 38, "money": 32,
