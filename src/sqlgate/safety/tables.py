@@ -105,7 +105,7 @@ def cte_visible(
         if isinstance(node, exp.With):
             positions = _cte_positions(node, profile, memo)
             if name in positions:
-                if node.args.get("recursive"):
+                if node.args.get("recursive") or profile.ctes_see_all_siblings:
                     return True
                 # ``child`` is the CTE whose body holds the table: only earlier CTEs are visible.
                 own = child.index if isinstance(child, exp.CTE) and child.parent is node else None
@@ -127,6 +127,8 @@ def referenced_tables(statement: exp.Expr, dialect: str | SafetyProfile) -> list
     found: list[TableName] = []
     memo: dict[int, dict[str, int]] = {}
     for table in statement.find_all(exp.Table):
+        if table.this is None and table.args.get("rows_from"):
+            continue  # ROWS FROM (f(...), ...): its table functions are found on their own
         if not isinstance(table.this, exp.Identifier):
             # A table function (``generate_series(...)``) or a dynamic name: the
             # function rules decide about functions; anything else is unknown.

@@ -104,6 +104,8 @@ class SafetyProfile:
     strings: StringSyntax = StringSyntax()
     """How the server reads string literals (checked before parsing, used to write them back)."""
     positional_placeholder: str = "?"
+    ctes_see_all_siblings: bool = False
+    """Every CTE of a WITH list is visible in every other, earlier ones too (SQLite)."""
     """The positional placeholder style of the dialect: ``?`` (SQLite, MySQL) or ``$1`` (PostgreSQL)."""
     # identifier_key runs for every table reference: an enum member lookup there costs
     # more than the rest of the function, so the case rule is resolved once here.

@@ -38,5 +38,7 @@ PROFILE = SafetyProfile(
     # $name and @name are driver placeholders in SQLite, but sqlglot reads them as columns.
     bare_parameter_prefixes="$@",
     explain_syntax=ExplainSyntax.QUERY_PLAN,
+    # WITH a AS (SELECT * FROM b), b AS (...): SQLite resolves b to the later CTE.
+    ctes_see_all_siblings=True,
     rowid_names=frozenset({"rowid", "oid", "_rowid_"}),
 )
