@@ -335,3 +335,14 @@ async def test_smuggling_attempts_on_the_real_servers(items: Backend) -> None:
             body = str(result.content) + str(result.structured_content)
             assert "hunter2" not in body, sql
     assert await items.aexecute("SELECT count(*) FROM prec_items") == [(3,)]
+
+
+def test_the_driver_sends_the_checked_text_and_a_changed_copy_is_rendered_afresh() -> None:
+    from sqlgate.db.dialects.base import template
+
+    verdict = allowed("SELECT count(*) FROM orders WHERE id = :id", "mysql")
+    statement = verdict.expressions[0]
+    assert template(statement, verdict.dialect) == ["SELECT count(*) FROM orders WHERE id = ", "id", " LIMIT 1001"]
+    copy = statement.copy()
+    copy.set("limit", None)  # what the advisor does: its own copy, its own text
+    assert template(copy, verdict.dialect) == ["SELECT COUNT(*) FROM orders WHERE id = ", "id", ""]
