@@ -22,6 +22,7 @@ from sqlalchemy import exc as sa_exc
 
 from sqlgate.db import boundary
 from sqlgate.db.dialects import ISOLATION_LEVELS, RawResult
+from sqlgate.db.parameters import check_values
 from sqlgate.db.results import RowBudget
 from sqlgate.errors import InvalidArgument, PoolExhausted, SqlgateError
 from sqlgate.safety.rules import READ_KINDS
@@ -73,6 +74,7 @@ def check_parameters(verdict: Verdict, params: dict[str, Any] | None) -> dict[st
             f"parameter(s) not used by the query: {listed(extra)}",
             f"the query's placeholders are: {expected}",
         )
+    check_values(params)  # 1e400, 10**30, lone surrogates: INVALID_ARGUMENT before any driver
     if verdict.bound:  # literals the verdict cache hoisted into parameters (safety.shapes)
         params.update(verdict.bound)
     return params

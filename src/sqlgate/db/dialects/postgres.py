@@ -462,10 +462,10 @@ async def pg_prepare(
     sql = bind(statement, "postgres", params, marker)
     prepared = await conn.prepare(prefix + sql, timeout=timeout_s)
     types = [t.name for t in prepared.get_parameters()]
-    return prepared, [pg_param(params[name], pg_type) for name, pg_type in zip(order, types, strict=True)]
+    return prepared, [pg_param(params[name], pg_type, name) for name, pg_type in zip(order, types, strict=True)]
 
 
-def pg_param(value: Any, pg_type: str) -> Any:
+def pg_param(value: Any, pg_type: str, name: str | None = None) -> Any:
     """Coerce a JSON argument to the Python type asyncpg wants for ``pg_type``.
 
     asyncpg encodes parameters in binary and insists on exact types, while agents send
@@ -475,11 +475,29 @@ def pg_param(value: Any, pg_type: str) -> Any:
     """
     if value is None:
         return None
+    where = f"parameter :{name}" if name else "a parameter"
     try:
         if pg_type in ("json", "jsonb"):
             return value if isinstance(value, str) else json.dumps(value)
         if isinstance(value, (dict, list)) and not pg_type.startswith("_"):
+            if pg_type not in _PG_TEXT_TYPES:  # an object or array where a scalar belongs
+                raise InvalidArgument(
+                    f"{where}: {'an object' if isinstance(value, dict) else 'an array'} is not a valid {pg_type}",
+                    f"pass a {pg_type} value (a JSON scalar) for it",
+                )
             return json.dumps(value)
+        if isinstance(value, str) and "\x00" in value and pg_type in _PG_TEXT_TYPES | {"unknown"}:
+            raise InvalidArgument(
+                f"{where}: PostgreSQL text cannot hold NUL (\\u0000) characters",
+                "remove the NUL characters, or pass the value as bytea",
+            )
+        if isinstance(value, int) and not isinstance(value, bool) and pg_type in _PG_INT_RANGE:
+            low, high = _PG_INT_RANGE[pg_type]
+            if not low <= value <= high:
+                raise InvalidArgument(
+                    f"{where}: {value} is out of range for {pg_type}",
+                    f"pass an integer between {low} and {high}",
+                )
         if isinstance(value, str):
             converter = _PG_FROM_STRING.get(pg_type)
             return converter(value) if converter else value
@@ -493,10 +511,14 @@ def pg_param(value: Any, pg_type: str) -> Any:
             return str(value)
     except (ValueError, ArithmeticError) as exc:
         raise InvalidArgument(
-            f"parameter value {value!r} is not a valid {pg_type}: {exc}",
+            f"{where}: {str(value)[:60]!r} is not a valid {pg_type}: {exc}",
             f"pass a {pg_type} value (dates and times as ISO 8601 strings)",
         ) from None
     return value
+
+
+_PG_TEXT_TYPES = frozenset({"text", "varchar", "bpchar", "name", "json", "jsonb"})
+_PG_INT_RANGE = {"int2": (-(2**15), 2**15 - 1), "int4": (-(2**31), 2**31 - 1), "int8": (-(2**63), 2**63 - 1)}
 
 
 def _pg_bool(text: str) -> bool:
