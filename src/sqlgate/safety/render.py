@@ -158,6 +158,8 @@ def emit(
             is_string = True
             piece = render_string(token.text)
             if kind is TokenType.NATIONAL_STRING:
+                if not piece.startswith("'"):
+                    return None  # N'...' has no escape form
                 piece = "N" + piece
         elif kind is TokenType.IDENTIFIER:
             piece = quote(token.text)
