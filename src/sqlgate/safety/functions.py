@@ -293,9 +293,17 @@ def check_functions(
     profile = profiles.get(dialect)
     rules = _rules(profile, allowed, denied)
     names, classes = rules.names, rules.classes
+    categories = _CATEGORIES
     for node in statement.walk():
-        if isinstance(node, exp.Func):
-            if isinstance(node, exp.Anonymous):
+        kind = type(node)
+        category = categories.get(kind)
+        if category is None:
+            category = categories[kind] = _category(kind)
+        if category is _OTHER:
+            continue
+        if category is _CALL:
+            assert isinstance(node, exp.Func)
+            if kind is exp.Anonymous:
                 key = call_key(node, profile)
                 if key not in names:
                     if _in_hint(node):
@@ -303,7 +311,7 @@ def check_functions(
                             raise _refuse(node, profile, " (it changes session settings or lifts a limit)")
                         continue
                     raise _refuse(node, profile)
-            elif type(node) not in classes:
+            elif kind not in classes:
                 if _in_hint(node):
                     continue
                 raise _refuse(node, profile)
@@ -312,12 +320,43 @@ def check_functions(
                 raise _refuse(node, profile, " as a schema-qualified call (that names a user-defined function)")
             if isinstance(parent, exp.Table) and parent.this is node and not _qualifier_allowed(parent.args.get("db"), profile):
                 raise _refuse(node, profile, " as a schema-qualified call (that names a user-defined function)")
-        elif isinstance(node, exp.ObjectIdentifier):
+        elif category is _OBJECT_TYPE:
+            assert isinstance(node, exp.ObjectIdentifier)
             _check_object_type(node, profile)
-        elif isinstance(node, exp.DataType):
+        elif category is _TYPE:
+            assert isinstance(node, exp.DataType)
             _check_type(node, profile)
-        elif isinstance(node, exp.SessionParameter):
+        elif category is _VARIABLE:
+            assert isinstance(node, exp.SessionParameter)
             _check_system_variable(node, profile)
+        elif category is _OPERATOR:
+            # OPERATOR(schema.op) calls the operator's function from any schema.
+            qualifier, dot, _ = str(node.args.get("operator") or "").rpartition(".")
+            if dot and qualifier.strip().strip('"').lower() not in profile.function_schemas:
+                raise PolicyViolation(
+                    f"OPERATOR({node.args.get('operator')}) names an operator outside the system catalog",
+                    "use the plain operator (a || b) or OPERATOR(pg_catalog.op)",
+                    code="FUNCTION_NOT_ALLOWED",
+                )
+
+
+# What check_functions does with a node, by its exact class (one dict lookup per node).
+_OTHER, _CALL, _OBJECT_TYPE, _TYPE, _VARIABLE, _OPERATOR = "other", "call", "object", "type", "variable", "operator"
+_CATEGORIES: dict[type[exp.Expr], str] = {}
+
+
+def _category(kind: type[exp.Expr]) -> str:
+    if issubclass(kind, exp.Func):
+        return _CALL
+    if issubclass(kind, exp.ObjectIdentifier):
+        return _OBJECT_TYPE
+    if issubclass(kind, exp.DataType):
+        return _TYPE
+    if issubclass(kind, exp.SessionParameter):
+        return _VARIABLE
+    if issubclass(kind, exp.Operator):
+        return _OPERATOR
+    return _OTHER
 
 
 def _in_hint(node: exp.Expr) -> bool:
