@@ -346,3 +346,18 @@ def test_the_driver_sends_the_checked_text_and_a_changed_copy_is_rendered_afresh
     copy = statement.copy()
     copy.set("limit", None)  # what the advisor does: its own copy, its own text
     assert template(copy, verdict.dialect) == ["SELECT COUNT(*) FROM orders WHERE id = ", "id", ""]
+
+
+@pytest.mark.anyio
+async def test_a_long_text_checked_off_the_loop_is_sent_as_written(items: Backend) -> None:
+    """Texts over tools.checking.INLINE_CHARS are checked in a worker process and their
+    trees parsed back from the text sent: placeholders and labels must survive that."""
+    mark = STYLE[items.name]
+    names = ", ".join(f"'name-{i:05d}'" for i in range(250))
+    sql = f"SELECT count(*) FROM prec_items WHERE id = {mark} OR name IN ({names})"
+    assert len(sql) > 2_000
+    async with items.client(allowed_tables="prec_items") as client:
+        result = await _query(client, query=sql, parameters=[2])
+    assert not result.is_error, result.content
+    assert result.structured_content["columns"] == (["count"] if items.name == "postgres" else ["count(*)"])
+    assert result.structured_content["rows"] == [[1]]

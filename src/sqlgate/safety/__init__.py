@@ -19,7 +19,7 @@ from sqlglot.errors import ErrorLevel
 from sqlglot.tokenizer_core import Token, TokenType
 
 from sqlgate.errors import PolicyViolation
-from sqlgate.safety import parse, pipeline, profiles, render, rules, tables
+from sqlgate.safety import functions, parse, pipeline, profiles, render, rules, tables
 from sqlgate.safety.pipeline import RULES
 from sqlgate.safety.policy import Mode, Policy
 from sqlgate.safety.profiles import SafetyProfile
@@ -27,7 +27,7 @@ from sqlgate.safety.verdict import Verdict
 
 __all__ = [
     "RULES", "Mode", "Policy", "PolicyViolation", "SafetyProfile", "Verdict", "check", "check_cache_info",
-    "check_uncached",
+    "check_uncached", "sent_expressions",
 ]
 
 # sqlglot warns on stderr when it falls back to an opaque Command; we deny those anyway.
@@ -95,6 +95,8 @@ def _check(sql: str, profile: SafetyProfile, policy: Policy) -> Verdict:
     writes = capped = positional = False
     placeholders: list[str] = []
     for statement, tokens in parsed:
+        # The text the nodes' offsets point into: the function rule reads each call's spelling.
+        statement.meta[functions.SOURCE] = sql
         subject = pipeline.prepare(statement, profile, policy, whitelist)
         facts = pipeline.run(subject)
         placeholders.extend(p for p in facts.parameters if p not in placeholders)
@@ -149,6 +151,22 @@ def _check(sql: str, profile: SafetyProfile, policy: Policy) -> Verdict:
         row_capped=capped,
         positional=positional,
     )
+
+
+def sent_expressions(verdict: Verdict) -> tuple[exp.Expr, ...]:
+    """The verdict's statements parsed back from the text sent (``Verdict.sql``), each with
+    that text registered for ``db.dialects.bind``: for a verdict that crossed a process
+    boundary without its trees (``safety.portable``)."""
+    profile = profiles.get(verdict.dialect)
+    found: list[exp.Expr] = []
+    for parsed, tokens in parse.parse_with_tokens(verdict.sql, profile):
+        statement = rules.unwrap(parsed)
+        if tokens and statement is parsed and not isinstance(statement, exp.Command):
+            emitted = render.emit(tokens, verdict.sql, profile, None, False)
+            if emitted is not None and render.same_tokens(tokens, emitted[0], profile, None, False):
+                render.register(statement, profile.sqlglot_dialect, emitted[1])
+        found.append(statement)
+    return tuple(found)
 
 
 def _faithful(

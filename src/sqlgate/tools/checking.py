@@ -28,7 +28,6 @@ from typing import TYPE_CHECKING
 from sqlgate import safety
 from sqlgate.errors import PolicyViolation
 from sqlgate.logging import get_logger
-from sqlgate.safety import parse
 from sqlgate.safety.portable import check_portable
 
 if TYPE_CHECKING:
@@ -82,7 +81,8 @@ async def check_off_loop(sql: str, dialect: str, policy: Policy) -> safety.Verdi
     if isinstance(outcome, tuple):
         code, message, hint = outcome
         raise PolicyViolation(message, hint, code=code)
-    return dataclasses.replace(outcome, expressions=tuple(parse.parse(outcome.sql, dialect)))
+    # Parsed back from the text sent, with that text registered for bind (safety.render).
+    return dataclasses.replace(outcome, expressions=safety.sent_expressions(outcome))
 
 
 async def prime(database: Database, texts: Iterable[str]) -> None:
