@@ -15,7 +15,7 @@ from typing import Any
 from sqlgate import __version__
 from sqlgate.arguments import add_settings_arguments, settings_from_args
 from sqlgate.arguments import setting_flags as setting_flags  # the docs test reads it here
-from sqlgate.commands import add_commands
+from sqlgate.commands import add_commands, check_configuration
 from sqlgate.errors import ConfigError, SqlgateError
 
 
@@ -25,6 +25,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = settings_from_args(args)
     sqlgate_logging.configure(settings.log_level, settings.log_format)
+    check_configuration(settings)  # URLs that cannot work, misspelled SQLGATE_* variables
     run(settings)
     return 0
 

@@ -28,6 +28,8 @@ def add_commands(sub: Any) -> None:
     health.add_argument("--test-operations", action="store_true",
                         help="also run a rolled-back write round trip on a temporary table")
     health.add_argument("--no-stats", action="store_true", help="skip pool statistics and row counts")
+    health.add_argument("--demo", action="store_true",
+                        help="check the demo database when no database is configured (otherwise exit 2)")
     add_settings_arguments(health)
     health.set_defaults(func=cmd_health)
 
@@ -68,6 +70,26 @@ def _quiet_logging(args: argparse.Namespace, settings: Any) -> None:
 
     level = settings.log_level if getattr(args, "log_level", None) else "WARNING"
     sqlgate_logging.configure(level, settings.log_format)
+    check_configuration(settings)
+
+
+def check_configuration(settings: Any) -> None:
+    """Before anything connects: every configured URL can work (a one-line ConfigError
+    with the fix, never a traceback later), and each ``SQLGATE_*`` variable no setting
+    reads (a typo) is named in a warning with the closest setting. Logging is set up."""
+    from sqlgate.db import dialects
+    from sqlgate.logging import get_logger
+    from sqlgate.settings import unknown_environment
+
+    for name, closest in unknown_environment():
+        get_logger("sqlgate.settings").warning(
+            "unknown environment variable ignored", variable=name,
+            hint=f"did you mean {closest}?" if closest else "see README, Configuration",
+        )
+    for config in settings.resolved_databases():
+        dialects.check_url(config.url)
+    if settings.audit_enabled and settings.audit_database_url:
+        dialects.check_url(settings.audit_database_url)
 
 
 # --------------------------------------------------------------------------- health
@@ -77,6 +99,9 @@ def cmd_health(args: argparse.Namespace) -> int:
     from sqlgate import health
 
     settings = settings_from_args(args)
+    if settings.resolved_databases()[0].demo and not args.demo:
+        raise ConfigError("no database configured; pass --database-url, or --demo to check the demo",
+                          "or set DATABASE_URL / SQLGATE_DATABASE_URL (sqlgate health never checks the demo silently)")
     _quiet_logging(args, settings)
     report = asyncio.run(run_health(settings, include_stats=not args.no_stats, test_operations=args.test_operations))
     if args.json:
@@ -133,6 +158,9 @@ def format_report(report: Any) -> str:
         if db.migrations is not None:
             current = f" at {db.migrations.current}" if db.migrations.current else ""
             lines.append(f"    migrations ({db.migrations.branch}): {db.migrations.state}{current}, head {db.migrations.head}")
+        if db.tls is not None:
+            how = " ".join(filter(None, (db.tls.protocol, db.tls.cipher)))
+            lines.append(f"    tls: {'encrypted, ' + how if db.tls.encrypted else 'NOT encrypted (plaintext)'}")
         lines.append(f"    slow queries (> {db.slow_query_ms} ms) since start: {db.slow_queries}")
         if db.test_operations is not None:
             trip = db.test_operations

@@ -31,6 +31,7 @@ from sqlgate.logging import get_logger, mask_secrets
 
 if TYPE_CHECKING:
     from sqlgate.audit import AuditLog
+    from sqlgate.db.dialects.tls import TlsStatus
     from sqlgate.db.engines import Database, Databases
     from sqlgate.settings import Settings
 
@@ -64,6 +65,14 @@ class MigrationHealth(BaseModel):
     head: str | None = None
 
 
+class TlsHealth(BaseModel):
+    """Whether the connection to the database is encrypted, and how (read from a probe's socket)."""
+
+    encrypted: bool
+    protocol: str | None = None  # TLSv1.3, TLSv1.2, ...
+    cipher: str | None = None
+
+
 class DatabaseHealth(BaseModel):
     name: str
     status: Status
@@ -81,6 +90,7 @@ class DatabaseHealth(BaseModel):
     slow_query_ms: int = 0
     test_operations: RoundTrip | None = None
     privileges: PrivilegeHealth | None = None
+    tls: TlsHealth | None = None  # None: not a network database (SQLite)
 
 
 class AuditHealth(BaseModel):
@@ -159,8 +169,10 @@ async def _check(
 ) -> DatabaseHealth:
     reasons = report.reasons
     try:
-        report.connect_ms, report.latency_ms = await asyncio.wait_for(_ping(probe), timeout_s)
+        report.connect_ms, report.latency_ms, tls = await asyncio.wait_for(_ping(probe, database), timeout_s)
         report.reachable = True
+        report.tls = None if tls is None else TlsHealth(encrypted=tls.encrypted, protocol=tls.protocol,
+                                                        cipher=tls.cipher)
     except Exception as exc:  # noqa: BLE001 - reported, not raised
         reasons.append(f"{database.name}: unreachable: {_message(exc)}")
         report.status = "unhealthy"
@@ -230,15 +242,17 @@ def _probe_engine(database: Database) -> Any:
     return create_async_engine(url, poolclass=sa.pool.NullPool, **kwargs)
 
 
-async def _ping(engine: Any) -> tuple[float, float]:
-    """Connect, then time one ``SELECT 1`` round trip: (connect ms, latency ms)."""
+async def _ping(engine: Any, database: Database) -> tuple[float, float, TlsStatus | None]:
+    """Connect, then time one ``SELECT 1`` round trip: (connect ms, latency ms, TLS status)."""
     started = time.perf_counter()
     async with engine.connect() as conn:
         connected = time.perf_counter()
         await conn.exec_driver_sql("SELECT 1")
         elapsed = time.perf_counter() - connected
+        raw = await conn.get_raw_connection()
+        tls = database.driver.tls_status(raw.driver_connection)
         await conn.rollback()
-    return round((connected - started) * 1000, 3), round(elapsed * 1000, 3)
+    return round((connected - started) * 1000, 3), round(elapsed * 1000, 3), tls
 
 
 def pool_health(database: Database) -> PoolHealth:

@@ -25,6 +25,8 @@ from sqlgate.safety import profiles
 from sqlgate.safety.policy import Mode, Policy
 
 Transport = Literal["stdio", "sse", "streamable-http"]
+PoolKind = Literal["queue", "none"]
+PreparedStatements = Literal["auto", "on", "off"]
 POLICY_FIELDS = (
     "mode",
     "allowed_tables",
@@ -37,6 +39,7 @@ POLICY_FIELDS = (
     "allow_unbounded_writes",
     "max_query_length",
 )
+CONNECT_FIELDS = ("pool", "connect_timeout_s", "connect_retries", "prepared_statements")  # per database
 DEFAULT_DATABASE_NAME = "main"
 DEMO_DATABASE_NAME = "demo"
 
@@ -71,6 +74,10 @@ class DatabaseConfig(BaseModel):
     max_query_length: int | None = Field(default=None, ge=1)
     pool_size: int | None = Field(default=None, ge=1)
     max_overflow: int | None = Field(default=None, ge=0)
+    pool: PoolKind | None = None
+    connect_timeout_s: float | None = Field(default=None, gt=0)
+    connect_retries: int | None = Field(default=None, ge=0, le=20)
+    prepared_statements: PreparedStatements | None = None
 
     @field_validator(
         "allowed_tables", "denied_columns", "allowed_functions", "denied_functions", mode="before"
@@ -91,6 +98,10 @@ class ResolvedDatabase(BaseModel):
     pool_size: int
     max_overflow: int
     demo: bool = False
+    pool: PoolKind = "queue"
+    connect_timeout_s: float = 10.0
+    connect_retries: int = 2
+    prepared_statements: PreparedStatements = "auto"
 
 
 class Settings(BaseSettings):
@@ -150,6 +161,17 @@ class Settings(BaseSettings):
     max_overflow: int = Field(default=10, ge=0, description="Extra connections under load")
     pool_timeout_s: float = Field(default=10.0, gt=0, description="Wait for a free connection")
     pool_recycle_s: int = Field(default=1800, ge=1, description="Recycle connections after this age")
+    # Connecting (per database too: [databases.NAME]); see docs/connecting.md
+    pool: PoolKind = Field(default="queue", description="queue (a pool) or none (a connection per call: serverless)")
+    connect_timeout_s: float = Field(default=10.0, gt=0, description="Time limit of one connection attempt")
+    connect_retries: int = Field(
+        default=2, ge=0, le=20,
+        description="Retries of a refused connection (backoff with jitter, inside the call's deadline)",
+    )
+    prepared_statements: PreparedStatements = Field(
+        default="auto",
+        description="auto, on, or off (off behind a transaction pooler; auto detects the usual pooler URLs)",
+    )
     # Server
     transport: Transport = Field(default="stdio", description="stdio, sse or streamable-http")
     host: str = Field(default="127.0.0.1", description="HTTP bind address")
@@ -310,6 +332,8 @@ class Settings(BaseSettings):
                     pool_size=config.pool_size or self.pool_size,
                     max_overflow=config.max_overflow if config.max_overflow is not None else self.max_overflow,
                     demo=demo,
+                    **{key: getattr(config, key) if getattr(config, key) is not None else getattr(self, key)
+                       for key in CONNECT_FIELDS},
                 )
             )
         return resolved
@@ -323,6 +347,24 @@ def sqlgate_environment() -> dict[str, str]:
         key: value for key, value in os.environ.items()
         if key.upper().startswith("SQLGATE_") or key.upper() == "DATABASE_URL"
     }
+
+
+def unknown_environment() -> list[tuple[str, str | None]]:
+    """``SQLGATE_*`` environment variables no setting reads: (name, the closest setting's
+    variable or None). The commands log a warning for each (a misspelled variable is
+    otherwise ignored in silence)."""
+    import difflib
+    import os
+
+    known = {f"SQLGATE_{name.upper()}" for name in Settings.model_fields} | {"SQLGATE_CONFIG"}
+    found = []
+    for key in sorted(os.environ):
+        upper = key.upper()
+        if not upper.startswith("SQLGATE_") or upper in known or upper.startswith("SQLGATE_TEST_"):
+            continue
+        close = difflib.get_close_matches(upper, sorted(known), n=1, cutoff=0.6)
+        found.append((key, close[0] if close else None))
+    return found
 
 
 def load_settings(cli: dict[str, Any] | None = None, config_file: str | Path | None = None) -> Settings:

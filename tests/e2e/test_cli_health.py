@@ -64,7 +64,7 @@ def test_health_unreachable_exits_2(tmp_path: Path) -> None:
 
 
 def test_health_broken_audit_sink_is_degraded(tmp_path: Path) -> None:
-    done = sqlgate("health", "--json", "--audit-database-url", f"sqlite:///{tmp_path / 'none.sqlite3'}",
+    done = sqlgate("health", "--json", "--demo", "--audit-database-url", f"sqlite:///{tmp_path / 'none.sqlite3'}",
                    data_dir=tmp_path)
     assert done.returncode == 1, done.stdout + done.stderr
     assert json.loads(done.stdout)["audit"]["state"] == "broken"

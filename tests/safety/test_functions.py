@@ -148,3 +148,30 @@ def test_optimizer_hints_are_not_calls_but_hard_denials_stay() -> None:
     policy = Policy(allowed_tables=("orders",), default_schema="shop")
     assert denial("SELECT /*+ NO_INDEX(orders) */ id FROM orders", "mysql", policy) is None
     assert denial("SELECT /*+ SET_VAR(max_statement_time = 0) */ id FROM orders", "mysql", policy) == "FUNCTION_NOT_ALLOWED"
+
+
+@pytest.mark.parametrize(("dialect", "sql"), [
+    # sqlglot parses these into the classes of listed built-ins, but the SQL sent keeps the
+    # agent's spelling: an unlisted name could be a user-defined function of that name.
+    ("postgresql", "SELECT nvl(total, 0) FROM orders"),
+    ("postgresql", "SELECT instr(name, 'a') FROM customers"),
+    ("postgresql", "SELECT len(name) FROM customers"),
+    ("postgresql", "SELECT \"LOWER\"(name) FROM customers"),
+    ("mysql", "SELECT string_agg(name, ',') FROM customers"),
+    ("mysql", "SELECT strpos(name, 'a') FROM customers"),
+    ("sqlite", "SELECT position('a' IN name) FROM customers"),
+    ("sqlite", "SELECT char_length(name) FROM customers"),
+    ("sqlite", "SELECT string_agg(name, ',') FROM customers"),
+])
+def test_unlisted_spellings_of_listed_classes_are_refused(dialect: str, sql: str) -> None:
+    assert denial(sql, dialect, Policy(allowed_tables=("customers", "orders"))) == "FUNCTION_NOT_ALLOWED"
+
+
+@pytest.mark.parametrize(("dialect", "sql"), [
+    ("postgresql", "SELECT coalesce(total, 0), Coalesce(total, 1), \"lower\"(name) FROM orders, customers"),
+    ("postgresql", "SELECT 'nvl(x) string_agg(' AS text_only"),
+    ("mysql", "SELECT GROUP_CONCAT(name), LOCATE('a', name), INSTR(name, 'a'), POSITION('a' IN name) FROM customers"),
+    ("sqlite", "SELECT group_concat(name), instr(name, 'a'), length(name) FROM customers"),
+])
+def test_listed_spellings_pass(dialect: str, sql: str) -> None:
+    assert denial(sql, dialect, Policy(allowed_tables=("customers", "orders"))) is None

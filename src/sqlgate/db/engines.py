@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -17,7 +18,9 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
 from sqlalchemy.util import await_
 
 from sqlgate.db import dialects
@@ -34,6 +37,24 @@ log = get_logger("sqlgate.db")
 
 # Tables sqlgate owns; never part of a default whitelist.
 SQLGATE_TABLES = frozenset({"sqlgate_audit", "sqlgate_alembic_version", "alembic_version"})
+# Connect retries: the first waits up to RETRY_BASE_S, each next up to twice as long.
+RETRY_BASE_S = 0.25
+RETRY_MAX_S = 2.0
+
+
+def _worth_retrying(exc: BaseException) -> bool:
+    """A refused/reset/timed-out connection attempt (the server not there yet); never a
+    rejected login, a TLS refusal or a configuration error: those fail the same again."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, (ConnectionRefusedError, ConnectionResetError, TimeoutError)):
+            return True
+        text = str(seen).lower()
+        if "can't connect to mysql server" in text or "lost connection" in text or "cannot connect now" in text \
+                or "the database system is starting up" in text:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 __all__ = ["SQLGATE_TABLES", "Database", "Databases", "PoolStats", "async_url", "create_database", "open_databases"]
 
@@ -71,6 +92,8 @@ class Database:
     waiting: int = 0
     # A pooled connection is checked for liveness before use (db/boundary.py).
     ping_on_checkout: bool = False
+    # A refused connection is retried (backoff with jitter) inside the call's deadline.
+    connect_retries: int = 0
     # Clean-ups of cancelled or timed-out calls still running (db/boundary.py).
     cleanups: set[asyncio.Task[None]] = field(default_factory=set, repr=False)
     _ready_lock: asyncio.Lock | None = field(default=None, repr=False)
@@ -91,7 +114,7 @@ class Database:
         """A pooled connection: (SQLAlchemy connection, pool proxy, driver connection)."""
         self.waiting += 1
         try:
-            conn = await self.engine.connect()
+            conn = await self._connect()
         except sa_exc.TimeoutError as exc:
             raise PoolExhausted(
                 f"no free connection to database {self.name!r} within {self.pool_timeout_s:g} s",
@@ -107,6 +130,23 @@ class Database:
         if raw is None:
             raw = await conn.get_raw_connection()
         return conn, raw, raw.driver_connection
+
+    async def _connect(self) -> AsyncConnection:
+        """``engine.connect()``, retried when the server refused or dropped the attempt (a
+        serverless database waking up): exponential backoff from RETRY_BASE_S with full
+        jitter. The caller's deadline (db/boundary.py) bounds the whole loop."""
+        attempt = 0
+        while True:
+            try:
+                return await self.engine.connect()
+            except (OSError, sa_exc.DBAPIError, sa_exc.InterfaceError) as exc:
+                if attempt >= self.connect_retries or not _worth_retrying(exc):
+                    raise
+                delay = random.uniform(0, min(RETRY_MAX_S, RETRY_BASE_S * 2**attempt))  # noqa: S311
+                attempt += 1
+                log.info("connection refused; retrying", database=self.name, attempt=attempt,
+                         delay_ms=round(delay * 1000), error=str(exc).splitlines()[0][:200] if str(exc) else "")
+                await asyncio.sleep(delay)
 
     def map_error(self, exc: BaseException, timeout_ms: int) -> SqlgateError:
         """The dialect's error for ``exc``; where the policy denies columns, the values the
@@ -252,8 +292,18 @@ class Databases:
         await asyncio.gather(*(db.engine.dispose() for db in self), return_exceptions=True)
 
 
+def connect_url(config: ResolvedDatabase) -> URL:
+    """The async URL the engines of ``config`` open: checked (a one-line ConfigError with
+    the fix for a URL that cannot work), with the ``prepared_statements`` setting written
+    into it, so every engine made from it (health probes, cancel connections) knows."""
+    url = dialects.check_url(config.url)
+    if config.prepared_statements != "auto" and "prepared_statements" not in url.query:
+        url = url.update_query_dict({"prepared_statements": "true" if config.prepared_statements == "on" else "false"})
+    return url
+
+
 def create_database(config: ResolvedDatabase, settings: Settings) -> Database:
-    url = async_url(config.url)
+    url = connect_url(config)
     driver = dialects.for_url(url)
     policy = config.policy
     kwargs: dict[str, Any] = {
@@ -263,6 +313,14 @@ def create_database(config: ResolvedDatabase, settings: Settings) -> Database:
         ),
         **driver.engine_kwargs(policy.read_only, policy.statement_timeout_ms),
     }
+    if driver.connect_timeout_arg is not None:
+        kwargs["connect_args"] = {**kwargs.get("connect_args", {}), driver.connect_timeout_arg: config.connect_timeout_s}
+    if config.pool == "none" and not driver.private_memory(url):
+        # Serverless: a connection per call, closed after it (no idle connection keeps a
+        # scale-to-zero database awake or holds a pooler slot).
+        for key in ("pool_size", "max_overflow", "pool_timeout", "pool_recycle"):
+            kwargs.pop(key, None)
+        kwargs["poolclass"] = NullPool
     # The liveness check is the dialect's one-round-trip ping (below), not SQLAlchemy's
     # pre-ping: that is three round trips on asyncpg, and a cancelled one waits for its
     # ROLLBACK, past the call's deadline on a slow link (db/boundary.py).
@@ -293,6 +351,9 @@ def create_database(config: ResolvedDatabase, settings: Settings) -> Database:
         with contextlib.suppress(Exception):
             driver.abort(dbapi_connection.driver_connection)
 
+    local_file = driver.local_file(url)
+    if local_file is not None:  # sqlite:///x.db is relative to the working directory: say where
+        log.info("SQLite database file", database=config.name, path=str(local_file.expanduser().resolve()))
     return Database(
         name=config.name,
         engine=engine,
@@ -305,6 +366,7 @@ def create_database(config: ResolvedDatabase, settings: Settings) -> Database:
         pool_timeout_s=settings.pool_timeout_s,
         slow_query_s=settings.slow_query_ms / 1000,
         ping_on_checkout=ping_on_checkout,
+        connect_retries=config.connect_retries,
     )
 
 

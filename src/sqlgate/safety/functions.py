@@ -36,14 +36,18 @@ from importlib import resources
 import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ErrorLevel
+from sqlglot.tokenizer_core import TokenType
 
 from sqlgate.errors import PolicyViolation
 from sqlgate.safety import profiles
 from sqlgate.safety.profiles import SafetyProfile
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*\Z")
+SOURCE = "sqlgate.source"
+"""``statement.meta`` key of the text the statement was parsed from (set by ``safety.check``)."""
 _FROM = "FROM "
-_STRING = re.compile(r"'(?:[^']|'')*'")  # a sample that starts like this is a table-valued function
+_STRING = re.compile(r"'(?:[^']|'')*'")
+_NOT_NAMES = frozenset({TokenType.STRING, TokenType.NATIONAL_STRING, TokenType.RAW_STRING, TokenType.IDENTIFIER})  # a sample that starts like this is a table-valued function
 
 
 @dataclass(frozen=True)
@@ -111,8 +115,14 @@ class _Rules:
     """Allowed names of calls sqlglot leaves opaque (``Anonymous``)."""
     classes: frozenset[type[exp.Expr]]
     """Allowed typed function classes (from the samples, the syntax and the policy)."""
+    spellings: frozenset[str]
+    """How a typed call may be written: the SQL sent keeps the agent's spelling, so
+    ``nvl(a, b)`` (sqlglot's Coalesce) is not ``coalesce`` and must be listed itself."""
     hard_denied: frozenset[str]
     hard_prefixes: tuple[str, ...]
+    unlisted_special: frozenset[str] = frozenset()
+    """Calls sqlglot parses with a syntax of their own (``position(a IN b)``, ``string_agg``)
+    keep no position, so their spelling is found in the text: these names are not listed."""
 
 
 def _parse_expressions(sql: str, profile: SafetyProfile) -> list[exp.Expr]:
@@ -162,16 +172,46 @@ def _classes_and_names(entry_sql: str, profile: SafetyProfile) -> tuple[set[type
     return classes, names
 
 
+def spelling(node: exp.Func, source: str | None, profile: SafetyProfile) -> str | None:
+    """How a typed call is written in ``source`` (the name before its parenthesis, compared
+    like an identifier), or None when the node is no call by name (``::``, ``CASE``, ``~``)."""
+    if not source:
+        return None
+    meta = node.meta
+    start, end = meta.get("start"), meta.get("end")
+    if not isinstance(start, int) or not isinstance(end, int) or not source[end + 1:end + 40].lstrip().startswith("("):
+        return None
+    text = source[start:end + 1]
+    if text[:1] in "\"`[" and len(text) > 1:
+        inner = text[1:-1]
+        return profile.identifier_key(exp.to_identifier(inner, quoted=True)) or inner
+    return text.lower() if _NAME.match(text) else None
+
+
+def _spellings_in(sql: str, profile: SafetyProfile) -> set[str]:
+    found: set[str] = set()
+    for expression in _parse_expressions(sql, profile):
+        for node in expression.find_all(exp.Func):
+            if not isinstance(node, exp.Anonymous):
+                written = spelling(node, sql, profile)
+                if written:
+                    found.add(written)
+    return found
+
+
 def _name_shapes(name: str) -> tuple[str, ...]:
     """Calls of ``name`` with 0-3 arguments: what a policy name could parse into."""
     return (f"SELECT {name}()", f"SELECT {name}(x)", f"SELECT {name}(x, y)", f"SELECT {name}(x, y, z)")
 
 
 @lru_cache(maxsize=8)
-def _base(profile: SafetyProfile) -> tuple[frozenset[str], frozenset[type[exp.Expr]], dict[str, frozenset[type[exp.Expr]]]]:
-    """(names, classes, name -> classes) of the dialect's allowlist and syntax."""
+def _base(profile: SafetyProfile) -> tuple[
+    frozenset[str], frozenset[type[exp.Expr]], dict[str, frozenset[type[exp.Expr]]], frozenset[str]
+]:
+    """(names, classes, name -> classes, spellings) of the dialect's allowlist and syntax."""
     data = allowlist(profile)
     names: set[str] = set()
+    spellings: set[str] = set()
     classes: set[type[exp.Expr]] = set()
     by_name: dict[str, frozenset[type[exp.Expr]]] = {}
     for entry in data.entries():
@@ -180,6 +220,8 @@ def _base(profile: SafetyProfile) -> tuple[frozenset[str], frozenset[type[exp.Ex
         names.add(entry.name)
         classes |= found_classes
         by_name[entry.name] = by_name.get(entry.name, frozenset()) | found_classes
+        spellings.add(entry.name)
+        spellings |= _spellings_in(entry.query(), profile)
         # sqlglot wraps column arguments in conversions it does not add around literals
         # (strftime(fmt, col) holds TsOrDsToTimestamp(col)): admit what the call itself
         # implies, from the sample with every string literal replaced by a column.
@@ -187,33 +229,38 @@ def _base(profile: SafetyProfile) -> tuple[frozenset[str], frozenset[type[exp.Ex
         for expression in _parse_expressions(variant, profile):
             classes.update(type(n) for n in expression.find_all(exp.Func) if not isinstance(n, exp.Anonymous))
     for _what, sample in data.syntax:
+        spellings |= _spellings_in(f"SELECT {sample}", profile)
         for expression in _parse_expressions(f"SELECT {sample}", profile):
             for node in expression.find_all(exp.Func):
                 if isinstance(node, exp.Anonymous):
                     names.add(call_key(node, profile))  # ROW(...)
                 else:
                     classes.add(type(node))
-    return frozenset(names), frozenset(classes), by_name
+    return frozenset(names), frozenset(classes), by_name, frozenset(spellings)
 
 
 @lru_cache(maxsize=256)
 def _rules(profile: SafetyProfile, allowed: tuple[str, ...], denied: tuple[str, ...]) -> _Rules:
-    base_names, base_classes, by_name = _base(profile)
+    base_names, base_classes, by_name, base_spellings = _base(profile)
     names = set(base_names)
     classes = set(base_classes)
+    spellings = set(base_spellings)
     lifted = {a.strip().lower() for a in allowed if a.strip()}
     for name in lifted:
         if not _NAME.match(name):
             continue
         names.add(name)
+        spellings.add(name)
         for shape in _name_shapes(name):
             found_classes, _ = _classes_and_names(shape, profile)
             classes |= found_classes
     for name in {d.strip().lower() for d in denied if d.strip()}:
         if name.endswith("*"):
             names = {n for n in names if not n.startswith(name[:-1])}
+            spellings = {n for n in spellings if not n.startswith(name[:-1])}
             continue
         names.discard(name)
+        spellings.discard(name)
         classes -= by_name.get(name, frozenset())
         if _NAME.match(name):
             for shape in _name_shapes(name):
@@ -223,7 +270,39 @@ def _rules(profile: SafetyProfile, allowed: tuple[str, ...], denied: tuple[str, 
     exact = frozenset(n for n in hard if not n.endswith("*"))
     prefixes = tuple(n[:-1] for n in hard if n.endswith("*"))
     names = {n for n in names if n not in exact and not n.startswith(prefixes)} if prefixes else names - exact
-    return _Rules(frozenset(names), frozenset(classes), exact, prefixes)
+    listed = {w.lower() for w in _WORD_CALL.findall(_all_samples(profile))} | spellings | names
+    special = frozenset(n for n in _special_names(profile) if n not in listed)
+    return _Rules(frozenset(names), frozenset(classes), frozenset(spellings), exact, prefixes, special)
+
+
+_WORD_CALL = re.compile(r"\b([A-Za-z_][A-Za-z0-9_]*)\s*\(")
+
+
+@lru_cache(maxsize=8)
+def _all_samples(profile: SafetyProfile) -> str:
+    data = allowlist(profile)
+    return "\n".join([e.sample for e in data.entries()] + [s for _, s in data.syntax])
+
+
+@lru_cache(maxsize=8)
+def _special_names(profile: SafetyProfile) -> frozenset[str]:
+    parser = sqlglot.Dialect.get_or_raise(profile.sqlglot_dialect).parser_class
+    return frozenset(str(n).lower() for n in parser.FUNCTION_PARSERS)
+
+
+def _unlisted_special_call(source: str, special: frozenset[str], profile: SafetyProfile) -> str | None:
+    """The first unlisted special-syntax name written as a call in ``source`` (tokens, so
+    text inside strings and comments does not count; a substring test first, since a
+    regular expression over the whole text costs more than the rest of the rule)."""
+    low = source.lower()
+    if not any(name in low for name in special):
+        return None
+    tokens = sqlglot.Dialect.get_or_raise(profile.sqlglot_dialect).tokenize(source)
+    for token, following in zip(tokens, tokens[1:], strict=False):
+        if (following.token_type is TokenType.L_PAREN and token.token_type not in _NOT_NAMES
+                and token.text.lower() in special):
+            return token.text
+    return None
 
 
 # ------------------------------------------------------------------ the check
@@ -263,8 +342,8 @@ def is_denied(name: str, dialect: str | SafetyProfile, allowed: tuple[str, ...] 
     return not is_allowed(name, dialect, allowed, denied)
 
 
-def _refuse(node: exp.Func, profile: SafetyProfile, why: str = "") -> PolicyViolation:
-    name = function_name(node, profile)
+def _refuse(node: exp.Func, profile: SafetyProfile, why: str = "", shown: str | None = None) -> PolicyViolation:
+    name = shown or function_name(node, profile)
     return PolicyViolation(
         f"function {name}() is not allowed{why}",
         f"sqlgate admits the built-in {profile.name} functions analytics uses (docs/functions.md); "
@@ -292,7 +371,17 @@ def check_functions(
     """Refuse calls, casts and system variables outside the dialect's allowlist."""
     profile = profiles.get(dialect)
     rules = _rules(profile, allowed, denied)
-    names, classes = rules.names, rules.classes
+    names, classes, spellings = rules.names, rules.classes, rules.spellings
+    source = _source(statement)
+    if source is not None and rules.unlisted_special:
+        word = _unlisted_special_call(source, rules.unlisted_special, profile)
+        if word is not None:
+            raise PolicyViolation(
+                f"function {word}() is not allowed",
+                f"sqlgate admits the built-in {profile.name} functions analytics uses (docs/functions.md); "
+                f"write the listed built-in instead, or an operator can add it with allowed_functions={word.lower()}",
+                code="FUNCTION_NOT_ALLOWED",
+            )
     categories = _CATEGORIES
     for node in statement.walk():
         kind = type(node)
@@ -315,6 +404,10 @@ def check_functions(
                 if _in_hint(node):
                     continue
                 raise _refuse(node, profile)
+            elif source is not None:
+                written = spelling(node, source, profile)
+                if written is not None and written not in spellings:
+                    raise _refuse(node, profile, shown=written)
             parent = node.parent
             if isinstance(parent, exp.Dot) and parent.expression is node and not _qualifier_allowed(parent.this, profile):
                 raise _refuse(node, profile, " as a schema-qualified call (that names a user-defined function)")
@@ -357,6 +450,16 @@ def _category(kind: type[exp.Expr]) -> str:
     if issubclass(kind, exp.Operator):
         return _OPERATOR
     return _OTHER
+
+
+def _source(statement: exp.Expr) -> str | None:
+    node: exp.Expr | None = statement
+    while node is not None:
+        found = node.meta.get(SOURCE) if node._meta else None  # noqa: SLF001 - no dict created per node
+        if isinstance(found, str):
+            return found
+        node = node.parent
+    return None
 
 
 def _in_hint(node: exp.Expr) -> bool:

@@ -65,8 +65,32 @@ def parse_url(url: str | URL) -> URL:
 
 
 def for_url(url: str | URL) -> Dialect:
-    """A new dialect object for a database URL; ConfigError for an unknown scheme."""
-    return for_scheme(parse_url(url).drivername)()
+    """A new dialect object for a database URL, as its options ask (a transaction pooler);
+    ConfigError for an unknown scheme."""
+    parsed = parse_url(url)
+    return for_scheme(parsed.drivername)().configured(parsed)
+
+
+def check_url(url: str | URL) -> URL:
+    """The async URL for ``url``, or a one-line ``ConfigError`` with the fix for a URL that
+    cannot work (no database name, ``sqlite://x.db``, a misspelled ``sslmode``, an
+    unreadable CA file, an unknown driver suffix). Start-up runs it on every URL."""
+    parsed = async_url(url)
+    for_scheme(parsed.drivername)().validate_url(parsed)
+    return parsed
+
+
+def _register_sqlalchemy_dialects() -> None:
+    # SQLAlchemy's asyncpg/aiomysql dialects, extended to read the URL's TLS and pooler
+    # options (postgres.py, mysql.py): every engine made from a URL gets them.
+    from sqlalchemy.dialects import registry
+
+    registry.register("postgresql.asyncpg", "sqlgate.db.dialects.postgres", "SqlgateAsyncpgDialect")
+    registry.register("mysql.aiomysql", "sqlgate.db.dialects.mysql", "SqlgateAiomysqlDialect")
+    registry.register("mariadb.aiomysql", "sqlgate.db.dialects.mysql", "SqlgateAiomysqlDialect")
+
+
+_register_sqlalchemy_dialects()
 
 
 def async_url(url: str | URL) -> URL:
@@ -77,6 +101,6 @@ def async_url(url: str | URL) -> URL:
 
 __all__ = [
     "DIALECTS", "ISOLATION_LEVELS", "BulkPlan", "Counts", "Dialect", "MySQLDialect",
-    "PostgresDialect", "RawResult", "SQLiteDialect", "async_url", "bind", "for_scheme", "for_url", "get",
+    "PostgresDialect", "RawResult", "SQLiteDialect", "async_url", "bind", "check_url", "for_scheme", "for_url", "get",
     "mysql_literal", "parse_url", "pg_param", "pg_prepare", "sqlite_deadline", "template", "timeout_error",
 ]

@@ -55,6 +55,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import URL
 
     from sqlgate.db.dialects.grants import GrantPlan
+    from sqlgate.db.dialects.tls import TlsStatus
     from sqlgate.db.results import RowBudget
 
 ISOLATION_LEVELS = ("read_committed", "repeatable_read", "serializable", "read_uncommitted")
@@ -300,6 +301,21 @@ class Dialect(ABC):
             "max_overflow": max_overflow,
             "pool_timeout": pool_timeout_s,
         }
+
+    # Connecting through URLs as providers show them (issue 14): TLS, poolers, timeouts.
+    connect_timeout_arg: ClassVar[str | None] = None  # the driver's connect-timeout keyword
+
+    def configured(self, url: URL) -> Dialect:
+        """This dialect as the URL's options ask (PostgreSQL behind a transaction pooler)."""
+        return self
+
+    def validate_url(self, url: URL) -> None:
+        """Raise ``ConfigError`` (one line, with the fix) for a URL this dialect cannot use."""
+        return None
+
+    def tls_status(self, conn: Any) -> TlsStatus | None:
+        """Whether the driver connection ``conn`` is encrypted (None: not a network database)."""
+        return None
 
     def private_memory(self, url: URL) -> bool:
         """True when every connection would see its own database (in-memory SQLite):

@@ -11,7 +11,10 @@ from typing import TYPE_CHECKING, Any
 
 from sqlglot import exp
 
-from sqlgate.db.dialects import mysql_privileges  # least privilege
+from sqlgate.db.dialects import (
+    mysql_privileges,  # least privilege
+    tls,  # connecting: TLS
+)
 from sqlgate.db.dialects.base import (
     BulkPlan,
     Counts,
@@ -28,9 +31,13 @@ from sqlgate.db.dialects.base import (
     unavailable,
 )
 from sqlgate.db.dialects.plans import IndexSyntax, RawPlan, statement_limit  # query_optimization hooks
-from sqlgate.errors import DatabaseError, SqlgateError
+from sqlgate.db.dialects.tls import TlsStatus
+from sqlgate.errors import ConfigError, DatabaseError, SqlgateError
+from sqlgate.logging import mask_secrets
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
+
     from sqlgate.db.dialects.grants import GrantPlan
     from sqlgate.db.results import RowBudget
 
@@ -45,6 +52,7 @@ class MySQLDialect(Dialect):
     name = "mysql"
     sqlglot_dialect = "mysql"
     async_driver = "mysql+aiomysql"
+    connect_timeout_arg = "connect_timeout"
     # The third column: whether table and database names compare exactly
     # (lower_case_table_names=0, the Linux default: CUSTOMERS is not customers).
     facts_sql = "SELECT VERSION(), DATABASE(), @@lower_case_table_names = 0"
@@ -61,6 +69,21 @@ class MySQLDialect(Dialect):
         "serializable": "SERIALIZABLE",
         "read_uncommitted": "READ UNCOMMITTED",
     }
+
+    # --- connecting: TLS (the URL's options; end of this module)
+
+    def validate_url(self, url: URL) -> None:
+        if not url.database:
+            raise ConfigError(
+                "the MySQL URL names no database: "
+                f"{mask_secrets(url.set(drivername=url.get_backend_name()).render_as_string(hide_password=True))}",
+                "add the database name after the host: mysql://user:pass@host:3306/DBNAME",
+            )
+        mysql_connect_options(url)
+
+    def tls_status(self, conn: Any) -> TlsStatus | None:
+        writer = getattr(conn, "_writer", None)
+        return tls.status_of(writer.transport if writer is not None else None)
 
     def on_connect(self, dbapi_connection: Any, read_only: bool, timeout_ms: int) -> None:
         async def setup(conn: Any) -> None:
@@ -404,3 +427,105 @@ def mysql_literal(conn: Any, value: Any) -> str:
 _MYSQL_UNAVAILABLE = frozenset({1927, 3169, 1053, 1040, 1152, 1184, 4031})
 # Duplicate key, foreign key (both ways), NOT NULL, no default, CHECK (MySQL, MariaDB).
 _MYSQL_CONSTRAINT = frozenset({1062, 1586, 1169, 1451, 1452, 1216, 1217, 1048, 1364, 3819, 4025, 1557})
+
+
+# ------------------------------------------------------------------ connecting: TLS
+# The URL spells TLS the MySQL way: ssl-mode / ssl_mode (DISABLED, PREFERRED, REQUIRED,
+# VERIFY_CA, VERIFY_IDENTITY), ssl=true, ssl_ca, ssl_cert, ssl_key (also PyMySQL's
+# ssl_verify_cert / ssl_verify_identity and Prisma's sslaccept=strict). aiomysql would
+# quietly stay in plaintext when the server offers no TLS; a mode that asks for TLS uses
+# a connection that refuses such a server before it sends any credentials.
+
+MYSQL_SSL_MODES = ("DISABLED", "PREFERRED", "REQUIRED", "VERIFY_CA", "VERIFY_IDENTITY")
+MYSQL_URL_OPTIONS = (
+    "ssl-mode", "ssl_mode", "sslmode", "ssl", "ssl_ca", "ssl-ca", "ssl_cert", "ssl-cert", "ssl_key", "ssl-key",
+    "ssl_verify_cert", "ssl_verify_identity", "ssl_check_hostname", "sslaccept",
+)
+
+
+def mysql_ssl_mode(url: URL) -> str | None:
+    query = url.query
+    for key in ("ssl-mode", "ssl_mode", "sslmode"):
+        value = tls.one(query, key)
+        if value is not None:
+            return tls.choice(key, value.replace("-", "_"), MYSQL_SSL_MODES)
+    accept = tls.one(query, "sslaccept")
+    if accept is not None:
+        return "VERIFY_IDENTITY" if tls.choice("sslaccept", accept, ("strict", "accept_invalid_certs")) == "strict" \
+            else "REQUIRED"
+    if tls.flag(query, "ssl_verify_identity") or tls.flag(query, "ssl_check_hostname"):
+        return "VERIFY_IDENTITY"
+    if tls.flag(query, "ssl_verify_cert"):
+        return "VERIFY_CA"
+    ssl = tls.flag(query, "ssl")
+    if ssl is False:
+        return "DISABLED"
+    if _mysql_file(query, "ca") is not None:
+        return "VERIFY_CA"  # a CA bundle given: verify the chain (as the mysql client does)
+    return "REQUIRED" if ssl else None
+
+
+def _mysql_file(query: Any, what: str) -> str | None:
+    return tls.one(query, f"ssl_{what}") or tls.one(query, f"ssl-{what}")
+
+
+def mysql_connect_options(url: URL) -> dict[str, Any]:
+    """aiomysql connect arguments for the URL's TLS options (ConfigError for a misspelled
+    mode or an unreadable certificate file)."""
+    query = url.query
+    mode = mysql_ssl_mode(url)
+    ca, cert, key = _mysql_file(query, "ca"), _mysql_file(query, "cert"), _mysql_file(query, "key")
+    if mode is None or mode == "DISABLED":
+        if mode == "DISABLED" and (ca or cert):
+            raise ConfigError("ssl-mode=DISABLED contradicts the certificates given in the URL",
+                              "drop ssl_ca/ssl_cert, or use ssl-mode=VERIFY_IDENTITY")
+        return {}
+    # PREFERRED is aiomysql's own behaviour: TLS when the server offers it.
+    return {"ssl": tls.context(
+        verify_cert=mode in ("VERIFY_CA", "VERIFY_IDENTITY"), verify_host=mode == "VERIFY_IDENTITY",
+        ca=ca, cert=cert, key=key, param="ssl_ca", required=mode != "PREFERRED",
+    )}
+
+
+async def _connect_tls_required(**kwargs: Any) -> Any:
+    import aiomysql
+
+    class TlsRequiredConnection(aiomysql.Connection):  # type: ignore[misc]
+        async def _request_authentication(self) -> None:
+            from pymysql.constants import CLIENT
+            from pymysql.err import OperationalError
+
+            if not self.server_capabilities & CLIENT.SSL:
+                raise OperationalError(
+                    2026, "TLS was required (ssl-mode/ssl in the URL) but the server does not offer TLS; "
+                    "nothing was sent in plaintext",
+                )
+            await super()._request_authentication()
+
+    conn = TlsRequiredConnection(**kwargs)
+    await conn._connect()
+    return conn
+
+
+def _sa_aiomysql() -> Any:
+    from sqlalchemy.dialects.mysql.aiomysql import MySQLDialect_aiomysql
+
+    return MySQLDialect_aiomysql
+
+
+class SqlgateAiomysqlDialect(_sa_aiomysql()):  # type: ignore[misc]
+    """SQLAlchemy's aiomysql dialect reading the URL's TLS options: every engine sqlgate
+    creates (pool, health probes, audit sink, migrations, KILL QUERY connections) gets
+    them from the URL alone. Registered as ``mysql+aiomysql`` (dialects/__init__.py)."""
+
+    supports_statement_cache = True  # nothing here changes how SQL is compiled
+
+    def create_connect_args(self, url: URL, _translate_args: Any = None) -> Any:
+        args, opts = super().create_connect_args(url.difference_update_query(MYSQL_URL_OPTIONS))
+        opts.update(mysql_connect_options(url))
+        return args, opts
+
+    def connect(self, *cargs: Any, **cparams: Any) -> Any:
+        if isinstance(cparams.get("ssl"), tls.RequiredContext):
+            cparams.setdefault("async_creator_fn", _connect_tls_required)
+        return super().connect(*cargs, **cparams)

@@ -16,7 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 from sqlglot import exp
 
-from sqlgate.db.dialects import postgres_privileges  # least privilege
+from sqlgate.db.dialects import (
+    postgres_privileges,  # least privilege
+    tls,  # connecting: TLS
+)
 from sqlgate.db.dialects.base import (
     BulkPlan,
     Counts,
@@ -32,10 +35,13 @@ from sqlgate.db.dialects.base import (
     unavailable,
 )
 from sqlgate.db.dialects.plans import IndexSyntax, RawPlan, WhatIfPlan  # query_optimization hooks
-from sqlgate.errors import InvalidArgument, SqlgateError
+from sqlgate.db.dialects.tls import TlsStatus
+from sqlgate.errors import ConfigError, InvalidArgument, SqlgateError
 from sqlgate.logging import mask_secrets
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
+
     from sqlgate.db.dialects.grants import GrantPlan
     from sqlgate.db.results import RowBudget
 
@@ -44,6 +50,7 @@ class PostgresDialect(Dialect):
     name = "postgresql"
     sqlglot_dialect = "postgres"
     async_driver = "postgresql+asyncpg"
+    connect_timeout_arg = "timeout"
     facts_sql = "SELECT version(), current_schema()"
     # sqlgate's own fixed catalog statement, with bound values: it bypasses safety.check.
     row_estimate_sql = (
@@ -55,6 +62,17 @@ class PostgresDialect(Dialect):
     def __init__(self) -> None:
         # Parameter types of bulk_insert's statements, by (schema, table, columns).
         self._bulk_types: dict[tuple[Any, ...], list[str]] = {}
+
+    # --- connecting: TLS and transaction poolers (the URL's options; end of this module)
+
+    def configured(self, url: URL) -> Dialect:
+        return PostgresPoolerDialect() if pg_behind_pooler(url) else self
+
+    def tls_status(self, conn: Any) -> TlsStatus | None:
+        return tls.status_of(getattr(conn, "_transport", None))
+
+    def validate_url(self, url: URL) -> None:
+        pg_connect_options(url)
 
     def engine_kwargs(self, read_only: bool, timeout_ms: int) -> dict[str, Any]:
         # Session defaults, set in the startup packet: no round trip per call. A
@@ -749,3 +767,130 @@ def _hashable(value: Any) -> Any:
 
 # admin_shutdown, crash_shutdown, cannot_connect_now, too_many_connections
 _PG_UNAVAILABLE = frozenset({"57P01", "57P02", "57P03", "53300"})
+
+
+# ------------------------------------------------ connecting: TLS and transaction poolers
+# The URL spells TLS the libpq way (sslmode, sslrootcert, sslcert, sslkey); asyncpg is
+# handed an SSL context it must use, so sslmode=require and above never fall back to
+# plaintext. Behind a transaction pooler (PgBouncer transaction mode, the pooled
+# endpoints of Supabase and Neon) no named prepared statement survives a transaction:
+# asyncpg runs with statement_cache_size=0 (unnamed statements, parsed in the same
+# round trip as their execution), the startup packet carries only what poolers accept,
+# and the session defaults are set per transaction (SET LOCAL).
+
+PG_SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+# URL parameters sqlgate reads itself; asyncpg never sees them.
+PG_URL_OPTIONS = ("sslmode", "ssl", "sslrootcert", "sslcert", "sslkey", "pgbouncer", "prepared_statements")
+# Startup parameters PgBouncer accepts (anything else: "unsupported startup parameter").
+POOLER_STARTUP = frozenset({"client_encoding", "datestyle", "timezone", "standard_conforming_strings", "application_name"})
+
+
+def pg_behind_pooler(url: URL) -> bool:
+    """True when the URL's database is reached through a transaction pooler: the URL says
+    so (``prepared_statements=false``, Prisma's ``pgbouncer=true``) or the host is a known
+    transaction pooler endpoint (Supabase port 6543, Neon ``-pooler`` hosts)."""
+    query = url.query
+    explicit = tls.flag(query, "prepared_statements")
+    if explicit is not None:
+        return not explicit
+    if tls.flag(query, "pgbouncer"):
+        return True
+    host = (url.host or "").lower()
+    return ("-pooler." in host and host.endswith(".neon.tech")) or (
+        host.endswith("pooler.supabase.com") and url.port == 6543
+    )
+
+
+def pg_sslmode(url: URL) -> str | None:
+    query = url.query
+    mode = tls.one(query, "sslmode")
+    if mode is not None:
+        return tls.choice("sslmode", mode, PG_SSLMODES)
+    legacy = tls.one(query, "ssl")  # asyncpg's own spelling: ssl=true / ssl=require
+    if legacy is None:
+        return None
+    if legacy.strip().lower() in ("true", "1", "on", "yes"):
+        return "require"
+    if legacy.strip().lower() in ("false", "0", "off", "no"):
+        return "disable"
+    return tls.choice("ssl", legacy, PG_SSLMODES)
+
+
+def pg_connect_options(url: URL) -> dict[str, Any]:
+    """asyncpg connect arguments for the URL's TLS and pooler options (ConfigError for a
+    misspelled mode or an unreadable certificate file)."""
+    query = url.query
+    opts: dict[str, Any] = {}
+    mode = pg_sslmode(url)
+    rootcert, cert, key = tls.one(query, "sslrootcert"), tls.one(query, "sslcert"), tls.one(query, "sslkey")
+    if mode == "disable":
+        if rootcert or cert:
+            raise ConfigError("sslmode=disable contradicts the certificates given in the URL",
+                              "drop sslrootcert/sslcert, or use sslmode=verify-full")
+        opts["ssl"] = False
+    elif mode in ("allow", "prefer"):
+        opts["ssl"] = mode  # opportunistic by definition (libpq semantics): asyncpg's own
+    elif mode is not None:
+        # libpq: sslmode=require with a root certificate verifies the chain (verify-ca).
+        verify_cert = mode in ("verify-ca", "verify-full") or rootcert is not None
+        opts["ssl"] = tls.context(
+            verify_cert=verify_cert, verify_host=mode == "verify-full", ca=rootcert, cert=cert, key=key,
+            param="sslrootcert",
+        )
+    elif rootcert or cert:
+        raise ConfigError("the URL gives TLS certificates but no sslmode",
+                          "add sslmode=verify-full (or verify-ca / require) to the URL")
+    if pg_behind_pooler(url):
+        opts["statement_cache_size"] = 0  # unnamed statements only
+        opts["prepared_statement_cache_size"] = 0  # SQLAlchemy's own cache of them
+    return opts
+
+
+def _sa_asyncpg() -> Any:
+    from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
+
+    return PGDialect_asyncpg
+
+
+class SqlgateAsyncpgDialect(_sa_asyncpg()):  # type: ignore[misc]
+    """SQLAlchemy's asyncpg dialect reading the URL's TLS and pooler options: every engine
+    sqlgate creates (pool, health probes, audit sink, migrations, cancel watchers) gets
+    them from the URL alone. Registered as ``postgresql+asyncpg`` (dialects/__init__.py)."""
+
+    supports_statement_cache = True  # nothing here changes how SQL is compiled
+
+    def create_connect_args(self, url: URL) -> Any:
+        args, opts = super().create_connect_args(url.difference_update_query(PG_URL_OPTIONS))
+        opts.update(pg_connect_options(url))
+        return args, opts
+
+    def connect(self, *cargs: Any, **cparams: Any) -> Any:
+        if cparams.get("statement_cache_size") == 0 and isinstance(cparams.get("server_settings"), dict):
+            cparams["server_settings"] = {
+                k: v for k, v in cparams["server_settings"].items() if k.lower() in POOLER_STARTUP
+            }
+        return super().connect(*cargs, **cparams)
+
+
+class PostgresPoolerDialect(PostgresDialect):
+    """PostgreSQL behind a transaction pooler: a server connection is ours only inside a
+    transaction, so every statement runs in one and the session defaults (read-only,
+    statement timeout, jit) are set there with SET LOCAL, never per session."""
+
+    autocommit_reads = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.read_only_database = False
+
+    def engine_kwargs(self, read_only: bool, timeout_ms: int) -> dict[str, Any]:
+        self.read_only_database = read_only
+        return {"connect_args": {"server_settings": {"standard_conforming_strings": "on"}}}
+
+    async def begin(
+        self, conn: Any, *, read_only: bool, isolation: str | None, timeout_ms: int, default_timeout_ms: int
+    ) -> Any:
+        transaction = conn.transaction(isolation=isolation, readonly=read_only or self.read_only_database)
+        await transaction.start()
+        await conn.execute(f"SET LOCAL statement_timeout = {int(timeout_ms)}; SET LOCAL jit = off")
+        return transaction

@@ -73,6 +73,16 @@ class SQLiteDialect(Dialect):
     def private_memory(self, url: URL) -> bool:
         return url.database in (None, "", ":memory:")
 
+    def validate_url(self, url: URL) -> None:
+        from sqlgate.errors import ConfigError
+
+        if url.host or url.port or url.username:  # sqlite://x.db: "x.db" parsed as a host
+            shown = url.render_as_string(hide_password=True).replace("sqlite+aiosqlite:", "sqlite:")
+            raise ConfigError(
+                f"{shown} names a host, not a file: write sqlite:///relative.db or sqlite:////absolute.db",
+                "three slashes then the path relative to the working directory, or four for an absolute path",
+            )
+
     def local_file(self, url: URL) -> Path | None:
         return None if self.private_memory(url) else Path(str(url.database))
 

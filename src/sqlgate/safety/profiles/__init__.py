@@ -92,6 +92,14 @@ def scheme_of(url: str) -> str:
 def for_scheme(scheme: str) -> SafetyProfile:
     """The profile for a URL scheme; an unregistered scheme raises ``ConfigError``."""
     profile = _BY_SCHEME.get(scheme.lower())
+    base, plus, suffix = scheme.lower().partition("+")
+    if profile is None and plus and base in _BY_SCHEME:
+        raise ConfigError(
+            f"unsupported database URL scheme {scheme!r} (driver {suffix!r}): write {base}:// "
+            "(sqlgate picks its own async driver)",
+            "use postgresql://user:pass@host/db, mysql://user@host/db (also MariaDB/TiDB) or sqlite:///path.db "
+            "(docs/connecting.md)",
+        )
     if profile is None:
         raise ConfigError(
             f"unsupported database URL scheme {scheme!r}",
