@@ -148,6 +148,10 @@ def data_dir() -> Iterator[Path]:
 def make_backend(kind: str, data_dir: Path) -> Backend:
     if kind == "sqlite":
         path = data_dir / "test.sqlite3"
+        # read_only opens the file mode=ro and never creates it (issue 13): make it exist.
+        import sqlite3
+
+        sqlite3.connect(path).close()
         return Backend("sqlite", f"sqlite:///{path}", "sqlite", data_dir)
     url = server_url(kind)
     return Backend(kind, url, "postgres" if kind == "postgres" else "mysql", data_dir)

@@ -181,6 +181,9 @@ async def _check(
         await asyncio.wait_for(database.ensure_ready(), timeout_s)
     except Exception as exc:  # noqa: BLE001 - reported, not raised
         reasons.append(f"{database.name}: set-up failed: {_message(exc)}")
+    storage = database.driver.storage_problem(database.engine.url, database.policy.read_only)
+    if storage:  # e.g. SQLite read_write on a read-only file
+        reasons.append(f"{database.name}: {storage}")
     report.version = database.server_version or None
     if include_stats:
         report.pool = pool_health(database)

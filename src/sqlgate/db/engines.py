@@ -306,6 +306,7 @@ def create_database(config: ResolvedDatabase, settings: Settings) -> Database:
     url = connect_url(config)
     driver = dialects.for_url(url)
     policy = config.policy
+    url = driver.engine_url(url, policy.read_only)  # SQLite read_only: mode=ro, never created
     kwargs: dict[str, Any] = {
         **driver.pool_kwargs(
             url, pool_size=config.pool_size, max_overflow=config.max_overflow,

@@ -290,6 +290,15 @@ class Dialect(ABC):
         """Connect arguments (session defaults sent at connect), for every engine of this database."""
         return {}
 
+    def engine_url(self, url: URL, read_only: bool) -> URL:
+        """The URL the engine opens (SQLite: a read-only file is opened ``mode=ro``)."""
+        return url
+
+    def storage_problem(self, url: URL, read_only: bool) -> str | None:
+        """Why the database cannot do what its mode promises, seen without a statement
+        (SQLite: read_write on a read-only file); health_check reports it (degraded)."""
+        return None
+
     def pool_kwargs(
         self, url: URL, *, pool_size: int, max_overflow: int, pool_timeout_s: float, pool_recycle_s: float
     ) -> dict[str, Any]:

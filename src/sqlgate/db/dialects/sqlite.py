@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, unquote
 
 from sqlglot import exp
 
@@ -30,11 +32,15 @@ from sqlgate.db.dialects.plans import (  # query_optimization hooks
     WhatIfPlan,
 )
 from sqlgate.errors import InvalidArgument, SqlgateError
+from sqlgate.logging import get_logger
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL
 
     from sqlgate.db.results import RowBudget
+
+
+log = get_logger("sqlgate.db")
 
 
 class SQLiteDialect(Dialect):
@@ -84,7 +90,34 @@ class SQLiteDialect(Dialect):
             )
 
     def local_file(self, url: URL) -> Path | None:
-        return None if self.private_memory(url) else Path(str(url.database))
+        if self.private_memory(url):
+            return None
+        database = str(url.database)
+        if database.startswith("file:"):  # a URI filename (engine_url, or the user's own)
+            return Path(unquote(database.removeprefix("file:").split("?", 1)[0]))
+        return Path(database)
+
+    def engine_url(self, url: URL, read_only: bool) -> URL:
+        # read_only opens the file read-only (mode=ro): SQLite itself refuses every write,
+        # and a mistyped path is an error naming it (DB_UNAVAILABLE), never a new empty
+        # database that reports healthy. (The demo database is created before it is opened.)
+        if not read_only or self.private_memory(url) or str(url.database).startswith("file:"):
+            return url
+        path = Path(str(url.database)).expanduser().resolve()
+        if not path.exists():
+            log.warning("read_only SQLite database file does not exist; it is not created", path=str(path))
+        return url.set(database=f"file:{quote(str(path))}", query={**url.query, "mode": "ro", "uri": "true"})
+
+    def storage_problem(self, url: URL, read_only: bool) -> str | None:
+        path = self.local_file(url)
+        if read_only or path is None:
+            return None
+        if path.exists() and not os.access(path, os.W_OK):
+            return f"mode is read_write but the file {path} is read-only: every write will fail"
+        if not os.access(path.parent, os.W_OK):
+            return (f"mode is read_write but the directory {path.parent} is read-only: SQLite cannot "
+                    "write its journal there, every write will fail")
+        return None
 
     def choose_isolation(self, level: str | None, read_only: bool) -> str | None:
         if level is not None and level not in self.isolation_levels:
@@ -244,11 +277,15 @@ class SQLiteDialect(Dialect):
         return found
 
     async def round_trip(self, conn: Any, name: str, steps: list[str], read_only: bool) -> bool:
+        # read_write: the table is made in the database file itself, so the round trip
+        # proves the file takes writes (a read-only file fails here), then rolls back.
+        # read_only: a TEMP table (the file is opened mode=ro; nothing may touch it).
+        schema = "temp" if read_only else "main"
         if read_only:
             await conn.execute("PRAGMA query_only = OFF")
         try:
             await conn.execute("BEGIN")
-            await conn.execute(f"CREATE TEMP TABLE {name} (id INTEGER PRIMARY KEY, note TEXT)")
+            await conn.execute(f"CREATE TABLE {schema}.{name} (id INTEGER PRIMARY KEY, note TEXT)")
             steps.append("create")
             await conn.execute(f"INSERT INTO {name} (id, note) VALUES (1, 'a'), (2, 'b')")
             steps.append("insert")
@@ -266,7 +303,8 @@ class SQLiteDialect(Dialect):
             steps.append("delete")
             await conn.rollback()
             steps.append("rollback")
-            cur = await conn.execute("SELECT COUNT(*) FROM sqlite_temp_master WHERE name = ?", (name,))
+            master = "sqlite_temp_master" if read_only else "sqlite_master"
+            cur = await conn.execute(f"SELECT COUNT(*) FROM {master} WHERE name = ?", (name,))
             return bool((await cur.fetchone())[0])
         finally:
             if read_only:
