@@ -367,8 +367,13 @@ def check_functions(
     dialect: str | SafetyProfile,
     allowed: tuple[str, ...],
     denied: tuple[str, ...],
+    *,
+    timeout_ms: int | None = None,
 ) -> None:
-    """Refuse calls, casts and system variables outside the dialect's allowlist."""
+    """Refuse calls, casts and system variables outside the dialect's allowlist.
+
+    ``timeout_ms`` (the policy's statement timeout) admits a time-limit hint that only
+    shortens it (``/*+ MAX_EXECUTION_TIME(1000) */``)."""
     profile = profiles.get(dialect)
     rules = _rules(profile, allowed, denied)
     names, classes, spellings = rules.names, rules.classes, rules.spellings
@@ -396,6 +401,8 @@ def check_functions(
                 key = call_key(node, profile)
                 if key not in names:
                     if _in_hint(node):
+                        if key in profile.timeout_hints and _within(node, timeout_ms):
+                            continue
                         if key in rules.hard_denied or (rules.hard_prefixes and key.startswith(rules.hard_prefixes)):
                             raise _refuse(node, profile, " (it changes session settings or lifts a limit)")
                         continue
@@ -450,6 +457,14 @@ def _category(kind: type[exp.Expr]) -> str:
     if issubclass(kind, exp.Operator):
         return _OPERATOR
     return _OTHER
+
+
+def _within(node: exp.Func, timeout_ms: int | None) -> bool:
+    """A time-limit hint with one literal count of milliseconds in (0, timeout_ms]."""
+    args = node.expressions
+    if timeout_ms is None or len(args) != 1 or not isinstance(args[0], exp.Literal) or not args[0].is_int:
+        return False
+    return 0 < int(args[0].this) <= timeout_ms
 
 
 def _source(statement: exp.Expr) -> str | None:

@@ -109,7 +109,8 @@ def bounded_writes(subject: Subject) -> None:
 def allowed_functions(subject: Subject) -> None:
     """No function the dialect's profile or the policy denies."""
     policy = subject.policy
-    functions.check_functions(subject.inner, subject.profile, policy.allowed_functions, policy.denied_functions)
+    functions.check_functions(subject.inner, subject.profile, policy.allowed_functions, policy.denied_functions,
+                              timeout_ms=policy.statement_timeout_ms)
 
 
 def allowed_tables(subject: Subject) -> Facts:

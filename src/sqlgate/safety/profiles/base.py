@@ -99,6 +99,9 @@ class SafetyProfile:
     """Type names sqlglot does not know that casts may still name (harmless ones, lower-case)."""
     allowed_system_variables: frozenset[str] = frozenset()
     """``@@name`` system variables a query may read (MySQL: only harmless ones)."""
+    timeout_hints: frozenset[str] = frozenset()
+    """Optimizer hints that set the statement's time limit in milliseconds (MySQL
+    ``MAX_EXECUTION_TIME(n)``): allowed with a literal at or below the policy's timeout."""
     rowid_names: frozenset[str] = frozenset()
     """Pseudo-columns that may alias a real column (SQLite ``rowid``, MySQL ``_rowid``)."""
     strings: StringSyntax = StringSyntax()

@@ -64,4 +64,5 @@ PROFILE = SafetyProfile(
     rowid_names=frozenset({"_rowid"}),
     # Harmless to read; every other @@variable can reveal paths, hosts or settings.
     allowed_system_variables=frozenset({"version", "version_comment", "time_zone", "system_time_zone"}),
+    timeout_hints=frozenset({"max_execution_time"}),
 )
