@@ -143,6 +143,56 @@ async def test_every_spelling_of_a_denied_read_is_refused(backend: Backend, shop
     assert rows[0][0] == 3  # nothing was written through a refused statement
 
 
+def more_attacks(backend: str, c: str, o: str) -> list[str]:
+    """Spellings refused by any rule (functions, tables, columns): the secret never shows."""
+    found = [
+        f"SELECT id FROM {c} WHERE ssn IS NOT NULL ORDER BY id",
+        f"SELECT id FROM {c} c WHERE (c.id, c.ssn) = (1, '{SECRET}')",
+        f"SELECT CASE WHEN ssn = '{SECRET}' THEN 1 ELSE 0 END FROM {c}",
+        f"SELECT 1 / (CASE WHEN ssn LIKE 'S%' THEN 0 ELSE 1 END) FROM {c}",
+        f"SELECT {c}.ssn FROM {c}",
+        f'SELECT "ssn" FROM {c}' if backend != "mysql" else f"SELECT `ssn` FROM {c}",
+        f"SELECT x.ssn FROM (SELECT * FROM {c}) x",
+        f"SELECT c.name FROM {c} c JOIN {c} d ON d.ssn = c.ssn",
+        f"SELECT (SELECT c.ssn FROM {o} C LIMIT 1) FROM {c} c",
+        f"SELECT name FROM {c} WHERE id IN (SELECT id FROM {c} ORDER BY ssn LIMIT 1)",
+        f"SELECT count(DISTINCT ssn) FROM {c}",
+        f"SELECT length(ssn) FROM {c}",
+        f"SELECT substr(ssn, 1, 3) FROM {c}",
+        f"EXPLAIN SELECT id FROM {c} WHERE ssn = '{SECRET}'",
+    ]
+    if backend == "postgres":
+        found += [
+            f"SELECT jsonb_path_query(to_jsonb(c), '$.ssn') FROM {c} c",
+            f"SELECT format('%s', c) FROM {c} c",
+            f"SELECT c IS NOT NULL FROM {c} c",
+            f"SELECT string_agg(c::text, ',') FROM {c} c",
+            f"SELECT hstore(c) FROM {c} c",
+            f"SELECT xmlforest(c.name, c.ssn) FROM {c} c",
+            f"SELECT (SELECT c) FROM {c} c",
+            f"SELECT t.* FROM {c} AS t(a, b, e)",
+            f"SELECT * FROM ROWS FROM (jsonb_each(to_jsonb((SELECT c FROM {c} c LIMIT 1)))) AS kv",
+        ]
+    if backend == "mysql":
+        found += [
+            f"SELECT JSON_ARRAYAGG(ssn) FROM {c}",
+            f"SELECT id FROM {c} FORCE INDEX (name_ssn) ORDER BY name",
+            f"SELECT * FROM {c} PARTITION (p0)",
+        ]
+    return found
+
+
+async def test_no_spelling_shows_the_secret(backend: Backend, shop: dict[str, Any]) -> None:
+    leaked = []
+    async with backend.client(**settings(shop)) as client:
+        for sql in more_attacks(backend.name, shop["c"], shop["o"]):
+            result = await client.call_tool("execute_query", {"query": sql})
+            text = text_of(result)
+            if SECRET in text or OTHER_SECRET in text or not result.is_error:
+                leaked.append((sql, text[:200]))
+    assert not leaked, leaked
+
+
 async def test_ordinary_analytics_next_to_a_denied_column_is_allowed(backend: Backend, shop: dict[str, Any]) -> None:
     c, o = shop["c"], shop["o"]
     queries = [
