@@ -175,3 +175,12 @@ def test_unlisted_spellings_of_listed_classes_are_refused(dialect: str, sql: str
 ])
 def test_listed_spellings_pass(dialect: str, sql: str) -> None:
     assert denial(sql, dialect, Policy(allowed_tables=("customers", "orders"))) is None
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_docs_list_every_allowlisted_function(dialect: str) -> None:
+    from pathlib import Path
+
+    page = (Path(__file__).parents[2] / "docs" / "functions.md").read_text()
+    missing = [e.name for e in functions.allowlist(dialect).entries() if f"`{e.name}`" not in page]
+    assert not missing, f"docs/functions.md does not list {missing} ({dialect})"
