@@ -11,7 +11,10 @@ Cases, per database (skipped when the server is unreachable):
   (PostgreSQL 40 x 10 MB, MariaDB 30 x 3 MB, SQLite 10 x 5 MB);
 - ``one value``: ``SELECT body FROM bench_wide WHERE id = 1`` — one value of that size.
 
-Usage: python bench/bench_memory.py [--src DIR] [--only sqlite,postgres,mysql]
+And ``--burst N``: N concurrent calls of the 1,000-row query on one session, then the
+process's RSS (VmRSS) before, at the peak, and after the burst (plus a pause).
+
+Usage: python bench/bench_memory.py [--src DIR] [--only sqlite,postgres,mysql] [--burst 1000]
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ FILL_WIDE = {
     "postgres": "INSERT INTO bench_wide SELECT g, repeat(md5(g::text), {n} / 32) FROM generate_series(1, {rows}) g",
     "mysql": "INSERT INTO bench_wide SELECT seq, REPEAT('x', {n}) FROM seq_1_to_{rows}",
 }
+POINT = "SELECT id, customer_id, status, amount, note FROM bench_rows WHERE id = 7"
 CASES = {
     "1k rows": "SELECT id, customer_id, status, amount, note FROM bench_rows ORDER BY id",
     "wide rows": "SELECT id, body FROM bench_wide ORDER BY id",
@@ -111,10 +115,38 @@ async def one_case(kind: str, url: str, sql: str, data_dir: Path, src: str | Non
     return rise, outcome
 
 
+def rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+async def burst(kind: str, url: str, calls: int, data_dir: Path, src: str | None, sql: str) -> str:
+    env = {**{k: v for k, v in os.environ.items() if k.startswith(("MALLOC_", "PYTHONMALLOC"))},"PATH": os.environ.get("PATH", ""), "HOME": str(data_dir), "SQLGATE_DATABASE_URL": url,
+           "SQLGATE_DATA_DIR": str(data_dir), "SQLGATE_ALLOWED_TABLES": "bench_rows,bench_wide",
+           "SQLGATE_LOG_LEVEL": "WARNING", "SQLGATE_AUDIT_ENABLED": "false"}
+    if src:
+        env["PYTHONPATH"] = src
+    before = children()
+    params = StdioServerParameters(command=sys.executable, args=["-m", "sqlgate", "serve"], env=env)
+    async with Client(params) as client:
+        pid = max(children() - before)
+        query = {"query": sql}
+        await client.call_tool("execute_query", query)
+        start = rss_kb(pid)
+        await asyncio.gather(*(client.call_tool("execute_query", query) for _ in range(calls)))
+        peak = peak_kb(pid)
+        await asyncio.sleep(2)
+        after = rss_kb(pid)
+    return f"RSS {start / 1024:.0f} MB -> peak {peak / 1024:.0f} MB -> {after / 1024:.0f} MB 2 s after"
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--src", default=None, help="the src directory of the checkout to measure")
     parser.add_argument("--only", default="sqlite,postgres,mysql")
+    parser.add_argument("--burst", type=int, default=0, help="measure N concurrent 1k-row calls instead")
     opts = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="sqlgate-bench-mem-"))
     URLS["sqlite"] = f"sqlite:///{tmp / 'bench.sqlite3'}"
@@ -127,6 +159,12 @@ async def main() -> None:
             await prepare(url, kind)
         except Exception as exc:  # noqa: BLE001
             print(f"{kind:<9}skipped: {exc.__class__.__name__}: {exc}"[:120])
+            continue
+        if opts.burst:
+            for case in ("point", "1k rows"):
+                sql = POINT if case == "point" else CASES[case]
+                outcome = await burst(kind, url, opts.burst, tmp, opts.src, sql)
+                print(f"{kind:<9}{case:<11}burst of {opts.burst}: {outcome}")
             continue
         for case, sql in CASES.items():
             rise, outcome = await one_case(kind, url, sql, tmp, opts.src)
