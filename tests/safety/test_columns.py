@@ -312,3 +312,37 @@ def test_whole_row_references(shape: str, protected: bool, denied: bool, alias: 
         assert outcome == "COLUMN_NOT_ALLOWED", sql
     else:
         assert outcome != "COLUMN_NOT_ALLOWED", sql
+
+
+_inner = st.sampled_from(["c.name", "c.ssn", "name", "ssn", "c.email", "upper(c.ssn)", "count(*)", "c.id + 1"])
+_wrappers = st.lists(st.sampled_from(["derived", "cte", "exists", "scalar", "in", "lateral"]), max_size=4)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(inner=_inner, wrappers=_wrappers, dialect=st.sampled_from(["postgres", "mysql", "sqlite"]),
+       denied=st.booleans())
+def test_nesting_keeps_the_verdict_of_the_innermost_read(
+    inner: str, wrappers: list[str], dialect: str, denied: bool
+) -> None:
+    """However a read of customers is wrapped (derived tables, CTEs, EXISTS, scalar and IN
+    subqueries, LATERAL), the verdict is the innermost read's."""
+    if dialect != "postgres":
+        wrappers = [w for w in wrappers if w != "lateral"]
+    sql = f"SELECT {inner} AS v FROM customers c"
+    for number, wrapper in enumerate(wrappers):
+        name = f"w{number}"
+        if wrapper == "derived":
+            sql = f"SELECT {name}.v FROM ({sql}) AS {name}"
+        elif wrapper == "cte":
+            sql = f"WITH {name} AS ({sql}) SELECT v FROM {name}"
+        elif wrapper == "exists":
+            sql = f"SELECT o.id AS v FROM orders o WHERE EXISTS ({sql})"
+        elif wrapper == "scalar":
+            sql = f"SELECT ({sql} LIMIT 1) AS v FROM orders o"
+        elif wrapper == "in":
+            sql = f"SELECT o.id AS v FROM orders o WHERE o.customer_id IN ({sql})"
+        else:
+            sql = f"SELECT {name}.v FROM orders o, LATERAL ({sql}) AS {name}"
+    reads = "ssn" in inner
+    expected = "COLUMN_NOT_ALLOWED" if denied and reads else "allow"
+    assert verdict(sql, dialect, denied=denied) == expected, sql
