@@ -32,12 +32,21 @@ EVIDENCE: dict[str, list[str]] = {
         "corpus:rw-upsert-on-conflict", "corpus:drop-table-rw", "corpus:grant", "corpus:set-role",
         "corpus:copy-to-file", "corpus:pragma-write", "corpus:attach", "corpus:show-tables",
         "corpus:replace-into", "corpus:unbounded-delete-where-true", "corpus:unbounded-delete-in-cte",
+        "corpus:bw-pg-merge-on-true", "corpus:bw-pg-insert-select-on-conflict", "corpus:bw-mysql-odku-select",
+        "corpus:bw-sqlite-insert-or-replace-select",
     ],
     "No hidden writes.": [
         "corpus:ro-data-modifying-cte-delete", "corpus:ro-select-into", "corpus:ro-into-outfile",
         "corpus:ro-for-update", "corpus:explain-analyze-delete", "corpus:pg-read-file-qualified",
         "corpus:pg-read-file-as-table", "corpus:pg-query-to-xml", "corpus:mysql-benchmark",
         "corpus:mysql-set-var-hint", "corpus:sqlite-load-extension",
+        # the function allowlist and its side channels (issue 11)
+        "test_functions.py:test_dangerous_functions_are_not_allowed_by_default",
+        "test_functions.py:test_unlisted_spellings_of_listed_classes_are_refused",
+        "test_functions_e2e.py:test_side_channel_functions_are_refused_and_leak_nothing",
+        "test_functions_servers.py:test_every_allowlisted_function_runs_on_the_server",
+        "corpus:fn-pg-setseed", "corpus:cast-pg-regclass", "corpus:fn-pg-relation-size",
+        "corpus:fn-mysql-datadir", "corpus:fn-sqlite-stmt-tvf", "corpus:fn-mysql-locate-denied",
     ],
     "Whitelisted tables only.": [
         "corpus:forbidden-in-lateral", "corpus:forbidden-update-from", "corpus:forbidden-delete-using",
@@ -61,6 +70,8 @@ EVIDENCE: dict[str, list[str]] = {
         "test_defense_in_depth.py:test_read_only_database_refuses_forged_write_verdict",
         "test_defense_in_depth.py:test_write_disguised_as_read_is_refused_on_the_fast_path",
         "test_defense_in_depth.py:test_forged_ddl_verdict_is_refused",
+        "../test_grants.py:test_the_printed_role_makes_the_database_refuse_what_the_policy_denies",
+        "../test_grants.py:test_a_broad_role_is_reported",
     ],
     "Data is not instructions.": [
         "test_untrusted_data.py:test_rows_are_wrapped_between_random_markers",
