@@ -126,6 +126,7 @@ def emit(
     the statement's LIMIT count); None leaves the LIMIT as written.
     """
     render_string = profile.strings.render
+    style = profile.positional_placeholder  # ? is a jsonb operator on PostgreSQL
     quote = _quoter(profile.sqlglot_dialect)
     out: list[str] = []
     holes: list[tuple[int, str]] = []  # (index in out, placeholder name)
@@ -170,10 +171,10 @@ def emit(
         else:
             nxt = tokens[i + 1] if i + 1 < n else None
             adjacent = nxt is not None and nxt.start == token.end + 1
-            if kind is TokenType.PLACEHOLDER and raw == "?":
+            if kind is TokenType.PLACEHOLDER and raw == "?" and style == "?":
                 sequence += 1
                 placeholder, piece, positional = str(sequence), "?", True
-            elif (kind is TokenType.PARAMETER and raw == "$" and adjacent and nxt is not None
+            elif (kind is TokenType.PARAMETER and raw == "$" and style == "$1" and adjacent and nxt is not None
                     and nxt.token_type is TokenType.NUMBER and nxt.text.isdigit()):
                 placeholder, piece, positional, step = str(int(nxt.text)), f"${int(nxt.text)}", True, 2
             elif (kind is TokenType.COLON and adjacent and nxt is not None
