@@ -78,3 +78,15 @@ async def test_postgres_object_for_a_scalar_names_the_type(postgres_backend: Bac
     assert error(obj)["code"] == "INVALID_ARGUMENT" and "an object is not a valid int4" in error(obj)["message"]
     assert error(big)["code"] == "INVALID_ARGUMENT" and "out of range for int4" in error(big)["message"]
     assert error(nul)["code"] == "INVALID_ARGUMENT" and "NUL" in error(nul)["message"]
+
+
+async def test_mysql_value_that_does_not_fit_its_column(mysql_backend: Backend) -> None:
+    table = unique("pv")
+    await mysql_backend.aexecute(f"CREATE TABLE {table} (id INTEGER PRIMARY KEY, n INTEGER, name VARCHAR(5))")
+    async with mysql_backend.client(mode="read_write", allowed_tables=table) as client:
+        obj = await client.call_tool("execute_query", {
+            "query": f"INSERT INTO {table} (id, n) VALUES (1, :p)", "parameters": {"p": {"a": 1}}})
+        long = await client.call_tool("execute_query", {
+            "query": f"INSERT INTO {table} (id, name) VALUES (2, :p)", "parameters": {"p": "x" * 50}})
+    assert error(obj)["code"] == "INVALID_ARGUMENT" and "does not fit" in error(obj)["message"]
+    assert error(long)["code"] == "INVALID_ARGUMENT"

@@ -32,7 +32,7 @@ from sqlgate.db.dialects.base import (
 )
 from sqlgate.db.dialects.plans import IndexSyntax, RawPlan, statement_limit  # query_optimization hooks
 from sqlgate.db.dialects.tls import TlsStatus
-from sqlgate.errors import ConfigError, DatabaseError, SqlgateError
+from sqlgate.errors import ConfigError, DatabaseError, InvalidArgument, SqlgateError
 from sqlgate.logging import mask_secrets
 
 if TYPE_CHECKING:
@@ -178,6 +178,12 @@ class MySQLDialect(Dialect):
                 return conflict(f"{text} (error {code})")
             if code in _MYSQL_CONSTRAINT:
                 return constraint_violation(text, f"error {code}")
+            if code in _MYSQL_BAD_VALUE:  # a value (often a parameter) that does not fit its column
+                return InvalidArgument(
+                    f"a value does not fit its column's type: {text} (error {code})",
+                    "pass a value of the column's type (objects and arrays travel as JSON text; "
+                    "numbers within the column's range; text within its length)",
+                )
             return db_error(text, str(code))
         return super().map_error(exc, timeout_ms)
 
@@ -425,6 +431,8 @@ def mysql_literal(conn: Any, value: Any) -> str:
 # Killed connection (MariaDB 1927, MySQL 3169), server shutdown, too many connections,
 # aborted connection, client disconnected for inactivity; 2xxx are client-side losses.
 _MYSQL_UNAVAILABLE = frozenset({1927, 3169, 1053, 1040, 1152, 1184, 4031})
+# Incorrect value for a column's type, out of range, data too long, truncated incorrect value.
+_MYSQL_BAD_VALUE = frozenset({1366, 1264, 1406, 1292})
 # Duplicate key, foreign key (both ways), NOT NULL, no default, CHECK (MySQL, MariaDB).
 _MYSQL_CONSTRAINT = frozenset({1062, 1586, 1169, 1451, 1452, 1216, 1217, 1048, 1364, 3819, 4025, 1557})
 
