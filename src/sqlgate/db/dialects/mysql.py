@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import re
+import ssl
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -511,7 +512,15 @@ async def _connect_tls_required(**kwargs: Any) -> Any:
             await super()._request_authentication()
 
     conn = TlsRequiredConnection(**kwargs)
-    await conn._connect()
+    try:
+        await conn._connect()
+    except Exception as exc:
+        # aiomysql reports a failed handshake as "Can't connect to MySQL server": name it.
+        if isinstance(exc.__cause__, ssl.SSLError):
+            from pymysql.err import OperationalError
+
+            raise OperationalError(2026, f"TLS handshake failed: {exc.__cause__}") from exc
+        raise
     return conn
 
 
