@@ -101,6 +101,7 @@ class AuditHealth(BaseModel):
     queued: int | None = None
     pending_retry: int | None = None
     dropped: int | None = None
+    rejected: int | None = None  # records the sink refused while it worked (logged once each)
     last_error: str | None = None
     migrations: str | None = None  # sqlgate's tables in the sink: current | behind | not_installed
 
@@ -332,7 +333,7 @@ def audit_health(audit: AuditLog | None, enabled: bool) -> AuditHealth:
     status = audit.status()
     return AuditHealth(
         enabled=True, sink=status.sink, state=status.state, written=status.written,
-        queued=status.queued, pending_retry=status.pending_retry, dropped=status.dropped,
+        queued=status.queued, pending_retry=status.pending_retry, dropped=status.dropped, rejected=status.rejected,
         last_error=status.last_error, migrations=status.migrations,
     )
 
