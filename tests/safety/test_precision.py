@@ -361,3 +361,22 @@ async def test_a_long_text_checked_off_the_loop_is_sent_as_written(items: Backen
     assert not result.is_error, result.content
     assert result.structured_content["columns"] == (["count"] if items.name == "postgres" else ["count(*)"])
     assert result.structured_content["rows"] == [[1]]
+
+
+@pytest.mark.parametrize("dialect", ["postgres", "mysql", "sqlite"])
+def test_false_denials_of_ordinary_analytics_stay_under_two_percent(dialect: str) -> None:
+    """Issue 11's bar on the ordinary-analytics corpus (tests/safety/analytics_corpus.toml)."""
+    import tomllib
+    from pathlib import Path
+
+    from tests.safety.test_corpus import policy_for
+
+    queries = [q for q in tomllib.loads((Path(__file__).parent / "analytics_corpus.toml").read_text())["query"]
+               if dialect in q["dialects"]]
+    refused = []
+    for query in queries:
+        outcome = safety.check_uncached(query["sql"], dialect, policy_for({}, dialect))
+        if isinstance(outcome, PolicyViolation):
+            refused.append(f"{query['id']}: {outcome.code} {outcome.message}")
+    assert len(queries) >= 130
+    assert len(refused) / len(queries) <= 0.02, "\n".join(refused)
