@@ -135,6 +135,22 @@ def test_mysql_hints_and_executable_comments_carry_nothing(sql: str) -> None:
         safety.check(sql, "mysql", POLICY)
 
 
+@pytest.mark.parametrize("sql", [
+    "SELECT /*+ 1000) MAX_EXECUTION_TIME(0 */ id FROM orders",
+    "SELECT /*+ SET_VAR(max_execution_time=0) BKA(t@@) */ id FROM orders",
+    "SELECT /*+ MAX_EXECUTION_TIME(0) */ id FROM orders",
+    "SELECT /*+ SET_VAR(sql_mode='') */ id FROM orders",
+])
+def test_mysql_hints_must_parse_into_calls_the_rules_see(sql: str) -> None:
+    """MySQL runs the hints before a syntax error in the comment: raw hint text is refused."""
+    denied(sql, "mysql")
+
+
+def test_a_readable_hint_within_the_timeout_is_sent() -> None:
+    verdict = allowed("SELECT /*+ MAX_EXECUTION_TIME(1000) */ id FROM orders", "mysql")
+    assert verdict.sql.startswith("SELECT /*+ MAX_EXECUTION_TIME(1000) */ id")
+
+
 def test_comments_never_reach_the_server() -> None:
     verdict = allowed("SELECT id /* , ssn */ FROM customers -- WHERE 1=1\nWHERE id = 1", "postgresql")
     assert "ssn" not in verdict.sql and "1=1" not in verdict.sql

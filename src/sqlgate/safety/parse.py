@@ -172,6 +172,9 @@ def parse_with_tokens(
         (statement, chunk) for statement, chunk in zip(statements, chunks, strict=True)
         if statement is not None and not isinstance(statement, exp.Semicolon)
     ]
+    if any(t.token_type is TokenType.HINT for t in tokens):
+        for statement, chunk in found:
+            _guard_hints(statement, sum(1 for t in chunk if t.token_type is TokenType.HINT))
     if profile.strings.escape_strings and any(t.token_type is TokenType.BYTE_STRING for t in tokens):
         # PostgreSQL E'...' is a text literal like any other (its value decoded above).
         for statement, _ in found:
@@ -180,6 +183,28 @@ def parse_with_tokens(
     if not found:
         raise PolicyViolation("the query is empty", "send one SQL statement", code="PARSE_ERROR")
     return found
+
+
+def _guard_hints(statement: exp.Expr, written: int) -> None:
+    """An optimizer hint (``/*+ ... */``) must parse into calls the rules can see: hint
+    text sqlglot keeps raw, or takes for a comment where the server reads a hint, would
+    reach the server unchecked (MySQL runs the hints before a syntax error, ``SET_VAR``
+    among them)."""
+    hints = list(statement.find_all(exp.Hint))
+    if len(hints) != written:
+        raise PolicyViolation(
+            "the query has an optimizer hint (/*+ ... */) where sqlgate does not read one",
+            "remove the hint, or put it right after SELECT: SELECT /*+ MAX_EXECUTION_TIME(1000) */ ...",
+            code="PARSE_ERROR",
+        )
+    for hint in hints:
+        if not all(isinstance(item, exp.Func) for item in hint.expressions):
+            raise PolicyViolation(
+                f"sqlgate cannot read the optimizer hint {hint.sql(comments=False)[:60]}",
+                "remove the /*+ ... */ hint; sqlgate admits hints it can parse, like "
+                "/*+ MAX_EXECUTION_TIME(1000) */",
+                code="PARSE_ERROR",
+            )
 
 
 def _chunks(tokens: list[Token]) -> list[list[Token]]:
