@@ -88,3 +88,40 @@ async def test_a_first_row_wider_than_the_budget_is_cut_to_fit(backend: Backend,
     assert out["row_count"] == 1
     assert len(json.dumps(out["rows"][0], ensure_ascii=False)) <= 256 * 1024
     assert out["truncated_values"] == 8
+
+
+def test_the_budget_converts_as_before_and_cuts_every_kind_of_value() -> None:
+    import datetime as dt
+    from decimal import Decimal
+
+    from sqlgate.db.results import RowBudget
+
+    budget = RowBudget(10, 256 * 1024, 1024)
+    big_json = {"k": ["v" * 100] * 50}
+    assert budget.take([
+        (1, float("nan"), Decimal("1.50"), dt.date(2024, 1, 31), None, True, b"\x00\x01"),
+        ("é" * 2000, b"\x00" * 5000, big_json, {"small": 1}, "x" * 1024, "y" * 1025, 0),
+    ])
+    first, second = budget.rows
+    assert first == [1, "NaN", 1.5, "2024-01-31", None, True, "base64:AAE="]
+    assert second[0].startswith("é" * 512) and "[sqlgate: cut at 1024 bytes; 1488 more characters]" in second[0]
+    assert len(second[0].split("…")[0].encode()) <= 1024
+    assert second[1].startswith("base64:AAAA") and "more bytes]" in second[1]
+    assert isinstance(second[2], str) and second[2].startswith('{"k":["vvv')
+    assert second[3] == {"small": 1}
+    assert second[4] == "x" * 1024 and second[5].startswith("y" * 1024) and "1 more characters" in second[5]
+    assert budget.truncated_values == 4 and not budget.full
+
+
+def test_the_budget_sizes_the_next_chunk_from_the_widest_row() -> None:
+    from sqlgate.db.results import RowBudget
+
+    budget = RowBudget(1000, 100_000, 65_536)
+    assert budget.chunk(first=2) == 2
+    budget.take([("x" * 10_000,), ("y" * 20_000,)])
+    assert budget.chunk() == (100_000 - budget.used) // budget.widest + 1
+    assert not budget.take([("z" * 60_000,), ("w" * 20_000,)])
+    assert budget.truncated_by == "max_result_bytes" and budget.more and len(budget.rows) == 3
+    small = RowBudget(3, 100_000, 65_536)
+    assert not small.take([(1,), (2,), (3,), (4,)]) and small.truncated_by == "max_rows"
+    assert [r[0] for r in small.rows] == [1, 2, 3]

@@ -164,27 +164,26 @@ class RowBudget:
 
     def _value(self, value: Any, limit: int | None = None) -> Any:
         limit = self.max_value_bytes if limit is None else min(limit, self.max_value_bytes)
-        if type(value) in _SIMPLE and not isinstance(value, str):
-            return value
         if isinstance(value, str):
+            converted: Any = value
             cut = cut_text(value, limit)
+        elif type(value) in _SIMPLE:
+            return value
         elif isinstance(value, bytes | bytearray | memoryview):
             cut = _cut_bytes(bytes(value), limit)
+            converted = None if cut is not None else to_json_safe(value)
         else:
             converted = to_json_safe(value)
             if isinstance(converted, str):
                 cut = cut_text(converted, limit)
             elif isinstance(converted, dict | list):
                 text = json.dumps(converted, ensure_ascii=False, separators=(",", ":"))
-                if len(text) <= limit // 4 or len(text.encode()) <= limit:
-                    return converted
-                cut = cut_text(text, limit)  # too big: its JSON text, cut (a string now)
-                if cut is None:  # pragma: no cover - cut_text cuts a text longer than limit
-                    return converted
+                # too big: its JSON text, cut (a string now)
+                cut = None if len(text) * 4 <= limit or len(text.encode()) <= limit else cut_text(text, limit)
             else:
                 return converted
         if cut is None:
-            return value if isinstance(value, str) else to_json_safe(value)
+            return converted
         self.truncated_values += 1
         return cut
 
