@@ -105,12 +105,16 @@ def cte_visible(
         if isinstance(node, exp.With):
             positions = _cte_positions(node, profile, memo)
             if name in positions:
-                if node.args.get("recursive") or profile.ctes_see_all_siblings:
+                if node.args.get("recursive"):
                     return True
                 # ``child`` is the CTE whose body holds the table: only earlier CTEs are visible.
                 own = child.index if isinstance(child, exp.CTE) and child.parent is node else None
                 position = own if own is not None else len(node.expressions)
                 if positions[name] < position:
+                    return True
+                # SQLite also resolves a later sibling, but a CTE's own name inside its body
+                # is a circular reference there: not the CTE, so judged as the real table.
+                if profile.ctes_see_all_siblings and positions[name] != own:
                     return True
             # Skip the owner statement's own WITH check: go straight past it.
             child = node.parent if node.parent is not None else node
