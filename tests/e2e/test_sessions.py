@@ -244,3 +244,42 @@ async def test_stateless_http_transactions_are_bound_to_the_token(http: Server, 
         assert other.is_error and "unknown transaction" in body(other)["error"]["message"]
         mine = await a.call_tool("transaction_manager", {"action": "rollback", "transaction_id": txid})
         assert not mine.is_error, mine.content
+
+
+# -- protocol: initialization on a legacy SSE session ------------------------------------------
+
+async def test_sse_legacy_session_refuses_calls_before_initialized(sse: Server) -> None:
+    base = f"http://127.0.0.1:{sse.port}"
+    async with httpx2.AsyncClient(timeout=30) as http, http.stream("GET", sse.url) as stream:
+        lines = stream.aiter_lines()
+
+        async def next_event() -> tuple[str, str]:
+            event, data = "message", ""
+            async for line in lines:
+                if line.startswith("event:"):
+                    event = line[6:].strip()
+                elif line.startswith("data:"):
+                    data = line[5:].strip()
+                elif not line and data:
+                    return event, data
+            raise AssertionError("the SSE stream ended")
+
+        kind, endpoint = await next_event()
+        assert kind == "endpoint"
+        post_url = base + endpoint
+
+        async def send(message: dict[str, Any]) -> None:
+            assert (await http.post(post_url, json=message)).status_code == 202
+
+        await send({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}})
+        assert json.loads((await next_event())[1])["id"] == 1
+        call = {"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+                "params": {"name": "execute_query", "arguments": {"query": f"SELECT n FROM {TABLE} WHERE id = 1"}}}
+        await send(call)
+        early = json.loads((await next_event())[1])
+        assert early["id"] == 2 and early["error"]["code"] == -32600, early
+        await send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        await send({**call, "id": 3})
+        served = json.loads((await next_event())[1])
+        assert served["id"] == 3 and served["result"]["structuredContent"]["rows"] == [[0]], served
