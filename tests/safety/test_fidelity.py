@@ -33,7 +33,7 @@ HERE = Path(__file__).parent
 NONDETERMINISTIC = re.compile(
     r"random|rand\(|now\(|current_|uuid|clock_|localtime|sysdate|curdate|curtime|utc_|datetime\('now|"
     r"date\('now|time\('now|julianday\('now|strftime\('%s', 'now|version|connection_id|unixepoch\(\)|"
-    r"string_agg|group_concat|array_agg|json_agg|jsonb_agg|json_arrayagg|json_group_array",
+    r"string_agg|group_concat|array_agg|json_agg|jsonb_agg|json_arrayagg|json_group_array|tablesample",
     re.IGNORECASE,
 )
 # Rows in unspecified order: compared as multisets unless the query orders its result.
