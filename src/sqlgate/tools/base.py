@@ -135,12 +135,17 @@ def compact_input_schema(schema: Any) -> Any:
     out = {k: compact_input_schema(v) for k, v in schema.items() if k not in _DROP_KEYS}
     if out.get("additionalProperties") is True:  # the default
         del out["additionalProperties"]
+    if out.get("items") == {}:  # any item: the default
+        del out["items"]
     any_of = out.get("anyOf")
     if isinstance(any_of, list) and out.get("default", ...) is None:
         kept = [s for s in any_of if s != {"type": "null"}]
+        del out["default"]
         if len(kept) == 1 and isinstance(kept[0], dict):
-            del out["anyOf"], out["default"]
+            del out["anyOf"]
             out = {**kept[0], **out}
+        else:
+            out["anyOf"] = kept
     if "properties" in out and isinstance(out.get("properties"), dict):
         # property names are data, not schema keywords: keep a property called "title"
         out["properties"] = {

@@ -14,7 +14,7 @@ from sqlgate.tools.base import record, runtime, tool_result
 
 DESCRIPTION = """Check sqlgate and its databases: `status` (healthy, degraded, unhealthy) with `reasons`,
 latency, pool, tables, migrations. Use it when calls fail with DB_UNAVAILABLE, TIMEOUT or
-POOL_EXHAUSTED. `test_operations: true` adds a rolled-back write round trip.
+POOL_EXHAUSTED.
 """
 
 

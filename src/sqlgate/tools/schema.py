@@ -48,7 +48,7 @@ class SchemaResult(BaseModel):
 
 DESCRIPTION = """Describe the tables you may query; call it before writing SQL. Per table: row count,
 columns (`name TYPE [NOT NULL] [DEFAULT x] [PK] [DENIED]`), foreign keys, indexes. DENIED
-columns cannot be read (no SELECT *). `refresh: true` after the schema changed.
+columns cannot be read (no SELECT *).
 """
 
 
