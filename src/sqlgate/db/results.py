@@ -122,6 +122,13 @@ class RowBudget:
         self.truncated_values = 0
         self.more = False  # the database had rows beyond the ones kept
 
+    def reset(self) -> None:
+        """Forget the rows kept (the statement runs again); the widest row seen stays."""
+        self.rows = []
+        self.used = self.truncated_values = 0
+        self.truncated_by = None
+        self.more = False
+
     @property
     def full(self) -> bool:
         return self.truncated_by is not None

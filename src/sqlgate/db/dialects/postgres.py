@@ -117,8 +117,10 @@ class PostgresDialect(Dialect):
             budget.take(await prepared.fetch(*args, timeout=backstop))
         elif conn.is_in_transaction():
             await _pg_stream(prepared, args, budget, backstop, close=True)
-        else:
-            # A portal lives in a transaction; ending it closes the portal.
+        elif not await _pg_first_rows(prepared, args, budget, backstop):
+            # More rows than the first fetch held: run it again through a cursor, which
+            # lives in a transaction (its end closes the portal), chunk by chunk.
+            budget.reset()
             async with conn.transaction():
                 await _pg_stream(prepared, args, budget, backstop, close=False)
         return RawResult(columns, budget.rows, _pg_rowcount(prepared.get_statusmsg()), budget.more)
@@ -634,6 +636,18 @@ def _pg_row_width(attributes: Sequence[Any]) -> int | None:
             return None
         width += size + len(attribute.name)
     return width
+
+
+async def _pg_first_rows(prepared: Any, args: list[Any], budget: RowBudget, backstop: float) -> bool:
+    """Most reads return a row or two: fetch the first chunk in one round trip (an unnamed
+    portal with a row limit, as asyncpg's fetchrow does). True when that settled the
+    result (it was complete, or the budget is full)."""
+    wanted = budget.chunk(first=_PG_FIRST_CHUNK)
+    rows, status, completed = await prepared._PreparedStatement__do_execute(
+        lambda protocol: protocol.bind_execute(prepared._state, args, "", wanted, True, backstop)
+    )
+    prepared._last_status = status
+    return not budget.take(rows) or bool(completed)
 
 
 async def _pg_stream(prepared: Any, args: list[Any], budget: RowBudget, backstop: float, *, close: bool) -> None:
