@@ -99,10 +99,10 @@ def cmd_health(args: argparse.Namespace) -> int:
     from sqlgate import health
 
     settings = settings_from_args(args)
+    _quiet_logging(args, settings)  # warns of misspelled SQLGATE_* variables first
     if settings.resolved_databases()[0].demo and not args.demo:
         raise ConfigError("no database configured; pass --database-url, or --demo to check the demo",
                           "or set DATABASE_URL / SQLGATE_DATABASE_URL (sqlgate health never checks the demo silently)")
-    _quiet_logging(args, settings)
     report = asyncio.run(run_health(settings, include_stats=not args.no_stats, test_operations=args.test_operations))
     if args.json:
         sys.stdout.write(report.model_dump_json(indent=2, exclude_none=True) + "\n")
