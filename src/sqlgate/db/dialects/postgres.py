@@ -589,7 +589,8 @@ async def _pg_ensure_ended(engine: Any, pid: int) -> None:
     from sqlgate.logging import get_logger
 
     args, kwargs = engine.sync_engine.dialect.create_connect_args(engine.url)
-    kwargs = {k: v for k, v in kwargs.items() if k in ("host", "port", "user", "password", "database", "ssl")}
+    kwargs = {k: v for k, v in kwargs.items()
+              if k in ("host", "port", "user", "password", "database", "ssl", "statement_cache_size")}
     watcher = await asyncpg.connect(*args, **kwargs, timeout=2, server_settings={"application_name": "sqlgate-stop"})
     try:
         loop = asyncio.get_running_loop()
