@@ -99,6 +99,7 @@ async def test_pg_require_against_a_server_without_tls_is_refused_with_a_clear_e
         with pytest.raises(DatabaseUnavailable) as caught:
             await database.checkout()
         assert "rejected SSL upgrade" in caught.value.message
+        assert "enable TLS on the server" in caught.value.hint
     finally:
         await database.engine.dispose()
 

@@ -42,6 +42,18 @@ RETRY_BASE_S = 0.25
 RETRY_MAX_S = 2.0
 
 
+def _tls_hint(message: str) -> str | None:
+    """The fix for a TLS failure while connecting (docs/connecting.md), if it is one."""
+    lowered = message.lower()
+    if "rejected ssl upgrade" in lowered or "does not offer tls" in lowered:
+        return ("the URL requires TLS but the server does not offer it: enable TLS on the server "
+                "(sqlgate never falls back to plaintext); see docs/connecting.md")
+    if "certificate verify failed" in lowered or "hostname mismatch" in lowered:
+        return ("the server's certificate was not accepted: give the CA that signed it (sslrootcert= / ssl_ca=) "
+                "and connect by the host name it names; see docs/connecting.md")
+    return None
+
+
 def _worth_retrying(exc: BaseException) -> bool:
     """A refused/reset/timed-out connection attempt (the server not there yet); never a
     rejected login, a TLS refusal or a configuration error: those fail the same again."""
@@ -160,7 +172,7 @@ class Database:
         first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         return DatabaseUnavailable(
             f"cannot connect to database {self.name!r} ({self.display_url}): {mask_secrets(first_line)}",
-            "check that the database is running and the URL is right; run health_check",
+            _tls_hint(first_line) or "check that the database is running and the URL is right; run health_check",
         )
 
     def pool_stats(self) -> PoolStats:
