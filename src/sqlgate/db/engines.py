@@ -309,7 +309,8 @@ def connect_url(config: ResolvedDatabase) -> URL:
     the fix for a URL that cannot work), with the ``prepared_statements`` setting written
     into it, so every engine made from it (health probes, cancel connections) knows."""
     url = dialects.check_url(config.url)
-    if config.prepared_statements != "auto" and "prepared_statements" not in url.query:
+    if (config.prepared_statements != "auto" and "prepared_statements" not in url.query
+            and dialects.for_scheme(url.drivername).prepared_statements_option):
         url = url.update_query_dict({"prepared_statements": "true" if config.prepared_statements == "on" else "false"})
     return url
 

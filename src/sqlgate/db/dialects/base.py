@@ -313,6 +313,8 @@ class Dialect(ABC):
 
     # Connecting through URLs as providers show them (issue 14): TLS, poolers, timeouts.
     connect_timeout_arg: ClassVar[str | None] = None  # the driver's connect-timeout keyword
+    # The URL may carry prepared_statements=true|false (transaction poolers: PostgreSQL).
+    prepared_statements_option: ClassVar[bool] = False
 
     def configured(self, url: URL) -> Dialect:
         """This dialect as the URL's options ask (PostgreSQL behind a transaction pooler)."""

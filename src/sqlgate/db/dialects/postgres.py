@@ -51,6 +51,7 @@ class PostgresDialect(Dialect):
     sqlglot_dialect = "postgres"
     async_driver = "postgresql+asyncpg"
     connect_timeout_arg = "timeout"
+    prepared_statements_option = True
     facts_sql = "SELECT version(), current_schema()"
     # sqlgate's own fixed catalog statement, with bound values: it bypasses safety.check.
     row_estimate_sql = (
