@@ -32,7 +32,17 @@ REQUIRE = os.environ.get("SQLGATE_TEST_REQUIRE_SERVICES", "") not in ("", "0", "
 PG_ADMIN = os.environ.get("SQLGATE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 MYSQL_ADMIN = os.environ.get("SQLGATE_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/test")
 BACKENDS = ("sqlite", "postgres", "mysql")
+# One name per pytest process: under pytest-xdist (pytest -n auto) each worker is its own
+# process, so each worker gets its own databases on the servers.
 SESSION_TAG = f"sqlgate_t_{os.getpid()}_{secrets.token_hex(3)}"
+
+# Tests write only under temporary directories: the user data/cache/config directories
+# (HOME and platformdirs, e.g. ~/.local/share/sqlgate for the demo database and the audit file) of
+# this process and of every sqlgate subprocess it starts point into a temporary home.
+_TEST_HOME = Path(tempfile.mkdtemp(prefix="sqlgate-test-home-"))
+for _variable in ("HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_CONFIG_HOME", "XDG_STATE_HOME"):
+    os.environ[_variable] = str(_TEST_HOME / _variable.lower())  # HOME: MCP stdio clients pass only it on
+    (_TEST_HOME / _variable.lower()).mkdir()
 
 
 @dataclass
@@ -131,6 +141,9 @@ def server_url(kind: str) -> str:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    import shutil
+
+    shutil.rmtree(_TEST_HOME, ignore_errors=True)
     for kind, url in _server_urls.items():
         if isinstance(url, str):
             try:
