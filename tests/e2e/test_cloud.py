@@ -52,7 +52,25 @@ BAD_URLS = {
     "mysql://u@localhost/db?ssl-mode=REQUIRE": "did you mean ssl-mode=REQUIRED?",
     "postgresql://u@localhost/db?sslmode=verify-full&sslrootcert=/nonexistent/ca.pem": "/nonexistent/ca.pem does not exist",
     "mysql://u@localhost/db?ssl=maybe": "is not a boolean",
+    "postgresql://u@localhost/db?sslmod=require": "(did you mean sslmode?)",
+    "postgresql://u@localhost/db?sslmode=require&channel_binding=require": "cannot be honoured",
+    "mysql://u@localhost/db?sslmode=REQUIRED&foo=1": "unsupported parameter 'foo' in the MySQL URL",
 }
+
+
+async def test_libpq_parameters_of_provider_urls_reach_the_server(postgres_backend: Backend) -> None:
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from sqlgate.db import dialects
+
+    url = postgres_backend.url + "?application_name=from-url&connect_timeout=5&channel_binding=prefer&sslmode=disable"
+    engine = create_async_engine(dialects.check_url(url))
+    try:
+        async with engine.connect() as conn:
+            assert (await conn.execute(text("SELECT current_setting('application_name')"))).scalar() == "from-url"
+    finally:
+        await engine.dispose()
 
 
 @pytest.fixture

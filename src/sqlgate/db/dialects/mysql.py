@@ -451,6 +451,9 @@ MYSQL_URL_OPTIONS = (
     "ssl_verify_cert", "ssl_verify_identity", "ssl_check_hostname", "sslaccept",
 )
 
+# Passed on to aiomysql / SQLAlchemy as they are.
+MYSQL_DRIVER_OPTIONS = ("charset", "connect_timeout", "local_infile", "use_unicode", "init_command", "program_name")
+
 
 def mysql_ssl_mode(url: URL) -> str | None:
     query = url.query
@@ -482,6 +485,7 @@ def mysql_connect_options(url: URL) -> dict[str, Any]:
     """aiomysql connect arguments for the URL's TLS options (ConfigError for a misspelled
     mode or an unreadable certificate file)."""
     query = url.query
+    tls.refuse_unknown(query, MYSQL_URL_OPTIONS + MYSQL_DRIVER_OPTIONS, "MySQL")
     mode = mysql_ssl_mode(url)
     ca, cert, key = _mysql_file(query, "ca"), _mysql_file(query, "cert"), _mysql_file(query, "key")
     if mode is None or mode == "DISABLED":

@@ -796,7 +796,12 @@ _PG_UNAVAILABLE = frozenset({"57P01", "57P02", "57P03", "53300"})
 
 PG_SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 # URL parameters sqlgate reads itself; asyncpg never sees them.
-PG_URL_OPTIONS = ("sslmode", "ssl", "sslrootcert", "sslcert", "sslkey", "pgbouncer", "prepared_statements")
+PG_URL_OPTIONS = (
+    "sslmode", "ssl", "sslrootcert", "sslcert", "sslkey", "pgbouncer", "prepared_statements",
+    "application_name", "connect_timeout", "channel_binding",
+)
+# Passed on to asyncpg / SQLAlchemy as they are.
+PG_DRIVER_OPTIONS = ("target_session_attrs", "prepared_statement_cache_size")
 # Startup parameters PgBouncer accepts (anything else: "unsupported startup parameter").
 POOLER_STARTUP = frozenset({"client_encoding", "datestyle", "timezone", "standard_conforming_strings", "application_name"})
 
@@ -836,7 +841,23 @@ def pg_connect_options(url: URL) -> dict[str, Any]:
     """asyncpg connect arguments for the URL's TLS and pooler options (ConfigError for a
     misspelled mode or an unreadable certificate file)."""
     query = url.query
+    tls.refuse_unknown(query, PG_URL_OPTIONS + PG_DRIVER_OPTIONS, "PostgreSQL")
     opts: dict[str, Any] = {}
+    if tls.one(query, "channel_binding") is not None and tls.choice(
+        "channel_binding", tls.one(query, "channel_binding") or "", ("disable", "prefer", "require")
+    ) == "require":
+        raise ConfigError(
+            "channel_binding=require cannot be honoured: asyncpg does not do SCRAM channel binding",
+            "remove channel_binding=require and use sslmode=verify-full, which also stops a man in the middle",
+        )
+    if tls.one(query, "application_name") is not None:
+        opts["sqlgate_server_settings"] = {"application_name": tls.one(query, "application_name")}
+    if tls.one(query, "connect_timeout") is not None:
+        try:
+            opts["timeout"] = float(tls.one(query, "connect_timeout") or "")
+        except ValueError:
+            raise ConfigError("connect_timeout in the URL is not a number of seconds",
+                              "write connect_timeout=10") from None
     mode = pg_sslmode(url)
     rootcert, cert, key = tls.one(query, "sslrootcert"), tls.one(query, "sslcert"), tls.one(query, "sslkey")
     if mode == "disable":
@@ -881,6 +902,9 @@ class SqlgateAsyncpgDialect(_sa_asyncpg()):  # type: ignore[misc]
         return args, opts
 
     def connect(self, *cargs: Any, **cparams: Any) -> Any:
+        extra = cparams.pop("sqlgate_server_settings", None)  # application_name from the URL
+        if extra:
+            cparams["server_settings"] = {**extra, **(cparams.get("server_settings") or {})}
         if cparams.get("statement_cache_size") == 0 and isinstance(cparams.get("server_settings"), dict):
             cparams["server_settings"] = {
                 k: v for k, v in cparams["server_settings"].items() if k.lower() in POOLER_STARTUP

@@ -108,3 +108,17 @@ def choice(key: str, value: str, choices: Iterable[str]) -> str:
     close = difflib.get_close_matches(value.lower(), [o.lower() for o in options], n=1, cutoff=0.5)
     guess = f" (did you mean {key}={options[[o.lower() for o in options].index(close[0])]}?)" if close else ""
     raise ConfigError(f"unknown {key}={value!r} in the database URL{guess}", f"use one of: {', '.join(options)}")
+
+
+def refuse_unknown(query: Mapping[str, Any], known: Iterable[str], database: str) -> None:
+    """A ConfigError naming the first URL parameter the driver would choke on (a
+    TypeError at the first connection otherwise), with the closest known one."""
+    options = sorted(set(known))
+    for key in query:
+        if key not in options:
+            close = difflib.get_close_matches(key, options, n=1, cutoff=0.6)
+            guess = f" (did you mean {close[0]}?)" if close else ""
+            raise ConfigError(
+                f"unsupported parameter {key!r} in the {database} URL{guess}",
+                f"remove it; sqlgate reads: {', '.join(options)} (docs/connecting.md)",
+            )
