@@ -120,8 +120,6 @@ async def test_every_measured_case_is_bounded_and_the_server_survives(
 
         # 1. Rows of several MB each: the fetch stops at the byte budget.
         body, error, took = await call(client, f"SELECT id, body FROM {table} ORDER BY id")
-        if backend.name == "sqlite":
-            assert not error, body
         assert not error, body
         assert body["truncated"] is True and 1 <= body["row_count"] <= 4
         assert len(json.dumps(body["rows"], ensure_ascii=False)) <= 256 * 1024 + 1024
@@ -154,3 +152,6 @@ async def test_every_measured_case_is_bounded_and_the_server_survives(
         assert not error and body["rows"] == [[ROWS[backend.name]]], body
         report["peak_rss_mb"] = round(peak_rss_mb(pid))
     print("bounded:", json.dumps(report))
+    # The bound (docs/limits.md): a small multiple of max_result_bytes plus one chunk of
+    # rows as the driver holds them (2 rows of 10 MB here); measured rises 18-51 MB.
+    assert report["peak_rss_mb"] - idle_mb < 150, report
