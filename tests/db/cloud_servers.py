@@ -39,6 +39,18 @@ os.chmod(_root, 0o755)  # noqa: S103 - the postgres user must reach its director
 atexit.register(shutil.rmtree, _root, True)
 
 
+def _reap_after_us(stop: list[str]) -> None:
+    """Run ``stop`` once this process is gone, however it ends (an xdist worker may skip
+    atexit): a detached shell polls our pid."""
+    import shlex
+
+    command = " ".join(shlex.quote(part) for part in stop)
+    subprocess.Popen(  # noqa: S603 - fixed commands of this module
+        ["sh", "-c", f"while kill -0 {os.getpid()} 2>/dev/null; do sleep 1; done; {command}; rm -rf {shlex.quote(str(_root))}"],
+        start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+
+
 def _missing(what: str) -> None:
     message = f"{what}; install it (see .ci/apt-packages) to run this test"
     if REQUIRE:
@@ -152,10 +164,9 @@ def tls_postgres() -> int:
         detail = (data / "server.log").read_text(errors="replace")[-1500:] if (data / "server.log").exists() else ""
         _started["pg"] = RuntimeError(f"TLS PostgreSQL did not start: {exc} {detail}")
         raise _started["pg"] from exc  # type: ignore[misc]
-    atexit.register(lambda: subprocess.run(
-        _as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]),
-        capture_output=True, check=False, cwd=_root,
-    ))
+    stop = _as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"])
+    atexit.register(lambda: subprocess.run(stop, capture_output=True, check=False, cwd=_root))
+    _reap_after_us(stop)
     _started["pg"] = port
     return port
 
@@ -198,6 +209,7 @@ def tls_mariadb() -> int:
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         atexit.register(_stop, proc)
+        _reap_after_us(["kill", str(proc.pid)])
         wait_port(port, 60, proc, log)
         sql = (f"CREATE USER '{MARIADB_USER}'@'%' IDENTIFIED BY '{MARIADB_PASSWORD}'; "
                f"GRANT ALL ON *.* TO '{MARIADB_USER}'@'%'; CREATE DATABASE shop;")
@@ -255,6 +267,7 @@ def pgbouncer() -> int:
     proc = subprocess.Popen(_as_postgres([binary, str(d / "pgbouncer.ini")]),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=d)
     atexit.register(_stop, proc)
+    _reap_after_us(["pkill", "-TERM", "-f", str(d / "pgbouncer.ini")])  # runuser's child too
     try:
         wait_port(port, 30, proc, log)
     except RuntimeError as exc:
