@@ -156,3 +156,31 @@ async def test_control_asyncpg_with_its_statement_cache_breaks_behind_this_poole
 
     failures = [f for f in await asyncio.gather(*(worker(i) for i in range(CALLERS))) if f]
     assert failures and any("prepared statement" in f for f in failures), failures[:3]
+
+
+@pytest.mark.parametrize(("url", "pooled"), [
+    ("postgresql://u:p@ep-cool-name-123456-pooler.eu-central-1.aws.neon.tech/neondb?sslmode=require", True),
+    ("postgresql://u:p@ep-cool-name-123456.eu-central-1.aws.neon.tech/neondb?sslmode=require", False),
+    ("postgresql://postgres.abc:p@aws-0-eu-central-1.pooler.supabase.com:6543/postgres", True),
+    ("postgresql://postgres.abc:p@aws-0-eu-central-1.pooler.supabase.com:5432/postgres", False),  # session mode
+    ("postgresql://u@db.example.com/app?pgbouncer=true", True),
+    ("postgresql://u@db.example.com/app?prepared_statements=false", True),
+    ("postgresql://postgres.abc:p@aws-0-eu-central-1.pooler.supabase.com:6543/postgres?prepared_statements=true", False),
+    ("postgresql://u@localhost/app", False),
+])
+def test_transaction_poolers_are_detected_from_provider_urls(url: str, pooled: bool) -> None:
+    from sqlgate.db import dialects
+
+    driver = dialects.for_url(dialects.check_url(url))
+    assert driver.autocommit_reads is not pooled, url
+    args, kwargs = create_async_engine_args(url)
+    assert (kwargs.get("statement_cache_size") == 0) is pooled, kwargs
+
+
+def create_async_engine_args(url: str) -> tuple[Any, dict[str, Any]]:
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from sqlgate.db import dialects
+
+    engine = create_async_engine(dialects.check_url(url))
+    return engine.sync_engine.dialect.create_connect_args(engine.url)  # type: ignore[no-any-return]
