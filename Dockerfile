@@ -27,8 +27,11 @@ ENV PATH=/opt/sqlgate/bin:$PATH \
 USER 10001:10001
 WORKDIR /home/sqlgate
 EXPOSE 8000
-# sqlgate health exits 0 healthy, 1 degraded, 2 unhealthy (each probe has its own time limit).
-HEALTHCHECK --interval=30s --timeout=15s --start-period=15s --retries=3 CMD ["sqlgate", "health", "--no-stats"]
+# Docker's contract: 0 healthy, 1 unhealthy (2 is reserved). `sqlgate health --docker` answers 0
+# for healthy and degraded (a degraded sqlgate still serves calls; the reason is in the output),
+# 1 when a database is unreachable or the HTTP listener (/healthz on SQLGATE_PORT) does not answer.
+# Each probe has its own time limit (SQLGATE_HEALTH_TIMEOUT_S).
+HEALTHCHECK --interval=30s --timeout=15s --start-period=15s --retries=3 CMD ["sqlgate", "health", "--docker", "--no-stats"]
 # SIGTERM: in-flight calls finish (SQLGATE_SHUTDOWN_TIMEOUT_S), pools close, exit 0.
 STOPSIGNAL SIGTERM
 CMD ["sqlgate", "serve", "--transport", "streamable-http", "--host", "0.0.0.0"]

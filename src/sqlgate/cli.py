@@ -101,7 +101,16 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    known = {"-h", "--help", "--version", *parser.get_default("command_names")}
+    commands = sorted(parser.get_default("command_names"))
+    known = {"-h", "--help", "--version", *commands}
+    if argv and not argv[0].startswith("-") and argv[0] not in known:
+        # `sqlgate server`: a word where a command goes is a mistyped command, not serve's argument.
+        import difflib
+
+        close = difflib.get_close_matches(argv[0], commands, n=1, cutoff=0.6)
+        hint = f"did you mean `sqlgate {close[0]}`?" if close else "commands: " + ", ".join(commands)
+        sys.stderr.write(f"sqlgate: unknown command {argv[0]!r}; {hint}\n")
+        return 2
     if not argv or argv[0] not in known:
         argv = ["serve", *argv]
     args = parser.parse_args(argv)

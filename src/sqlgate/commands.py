@@ -30,6 +30,9 @@ def add_commands(sub: Any) -> None:
     health.add_argument("--no-stats", action="store_true", help="skip pool statistics and row counts")
     health.add_argument("--demo", action="store_true",
                         help="check the demo database when no database is configured (otherwise exit 2)")
+    health.add_argument("--docker", action="store_true",
+                        help="for a container HEALTHCHECK: exit 0 healthy or degraded, 1 otherwise (Docker "
+                        "reserves 2); also requires http://127.0.0.1:PORT/healthz (the HTTP listener) to answer")
     add_settings_arguments(health)
     health.set_defaults(func=cmd_health)
 
@@ -96,6 +99,8 @@ def check_configuration(settings: Any) -> None:
 
 
 def cmd_health(args: argparse.Namespace) -> int:
+    if getattr(args, "docker", False):
+        return _docker_health(args)
     from sqlgate import health
 
     settings = settings_from_args(args)
@@ -109,6 +114,31 @@ def cmd_health(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(format_report(report))
     return health.exit_code(report.status)
+
+
+def _docker_health(args: argparse.Namespace) -> int:
+    """Docker's HEALTHCHECK contract: 0 healthy, 1 unhealthy, never 2 (reserved). A degraded
+    sqlgate (an audit sink down, a missing table) still serves calls: healthy for Docker,
+    reported on stdout. The HTTP listener must answer too: a process whose databases are fine
+    but whose port is dead is not healthy."""
+    import urllib.request
+
+    from sqlgate import health
+
+    try:
+        settings = settings_from_args(args)
+        _quiet_logging(args, settings)
+        url = f"http://127.0.0.1:{settings.port}/healthz"
+        with urllib.request.urlopen(url, timeout=settings.health_timeout_s) as answer:  # noqa: S310 - our own listener
+            if answer.status != 200:
+                raise OSError(f"{url} answered {answer.status}")
+        report = asyncio.run(run_health(settings, include_stats=not args.no_stats,
+                                        test_operations=args.test_operations))
+    except Exception as exc:  # noqa: BLE001 - any failure is "unhealthy" for Docker
+        sys.stdout.write(f"unhealthy: {type(exc).__name__}: {exc}\n")
+        return 1
+    sys.stdout.write(format_report(report))
+    return 1 if health.exit_code(report.status) >= 2 else 0
 
 
 async def run_health(settings: Any, *, include_stats: bool = True, test_operations: bool = False) -> Any:

@@ -59,15 +59,60 @@ def test_default_command_refuses_to_serve_publicly_without_a_token(tmp_path: Pat
     assert done.returncode == 2 and "without authentication" in done.stderr
 
 
-def test_healthcheck_command_reports_healthy(tmp_path: Path) -> None:
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_healthcheck_exits_0_or_1_and_probes_the_http_listener(tmp_path: Path) -> None:
+    """HEALTHCHECK: 0 healthy, 0 degraded (still serving), 1 unhealthy, 1 listener down; never 2."""
+    import time
+    import urllib.request
+
     cmd = exec_form("HEALTHCHECK")
-    assert cmd[:2] == ["sqlgate", "health"]
+    assert cmd[:3] == ["sqlgate", "health", "--docker"]
     db = tmp_path / "hc.sqlite3"
     with sqlite3.connect(db) as conn:
         conn.execute("CREATE TABLE hc_t (id INTEGER PRIMARY KEY)")
-    env = {**os.environ, "DATABASE_URL": f"sqlite:///{db}", "SQLGATE_DATA_DIR": str(tmp_path)}
-    done = subprocess.run([str(BIN / cmd[0]), *cmd[1:]], capture_output=True, text=True, timeout=60, env=env)
-    assert done.returncode == 0, done.stdout + done.stderr
-    env["DATABASE_URL"] = "postgresql://nobody@127.0.0.1:1/none"
-    failing = subprocess.run([str(BIN / cmd[0]), *cmd[1:]], capture_output=True, text=True, timeout=60, env=env)
-    assert failing.returncode != 0
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SQLGATE_") and k != "DATABASE_URL"}
+    env.update(DATABASE_URL=f"sqlite:///{db}", SQLGATE_DATA_DIR=str(tmp_path), SQLGATE_PORT=str(port),
+               SQLGATE_AUTH_TOKEN="a-token-of-at-least-16-chars")
+
+    def healthcheck(**extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(BIN / cmd[0]), *cmd[1:]], capture_output=True, text=True, timeout=120,
+                              env={**env, **extra})
+
+    assert healthcheck().returncode == 1  # nothing listens yet: unhealthy, not 2
+    log = (tmp_path / "server.log").open("w")
+    server = subprocess.Popen(  # the image's CMD (and its JSON logs), bound to loopback here
+        [str(BIN / "sqlgate"), "serve", "--transport", "streamable-http", "--host", "127.0.0.1"],
+        env={**env, "SQLGATE_LOG_FORMAT": "json"}, stdout=subprocess.DEVNULL, stderr=log,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as answer:
+                    assert answer.status == 200 and json.loads(answer.read()) == {"status": "ok"}
+                break  # /healthz needs no token and reveals nothing
+            except OSError:
+                assert time.monotonic() < deadline, "the server did not come up"
+                time.sleep(0.2)
+        healthy = healthcheck()
+        assert healthy.returncode == 0, healthy.stdout + healthy.stderr
+        degraded = healthcheck(SQLGATE_AUDIT_DATABASE_URL="postgresql://nobody@127.0.0.1:1/none")
+        assert degraded.returncode == 0 and "degraded" in degraded.stdout, degraded.stdout + degraded.stderr
+        unhealthy = healthcheck(DATABASE_URL="postgresql://nobody@127.0.0.1:1/none")
+        assert unhealthy.returncode == 1, unhealthy.stdout + unhealthy.stderr
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+        log.close()
+    # Every log line is JSON, uvicorn's own (start-up, access, shutdown) included.
+    records = [json.loads(line) for line in (tmp_path / "server.log").read_text().splitlines() if line.strip()]
+    loggers = {record.get("logger") for record in records}
+    assert {"uvicorn.error", "uvicorn.access"} <= loggers, loggers

@@ -90,7 +90,16 @@ def http_app(server: Any, settings: Settings) -> Any:
             max_request_body_size=limit + 1,
         )
     app.add_middleware(JsonRpcBodyLimit, limit=limit)
+    app.add_route("/healthz", _liveness, methods=["GET"])  # the container HEALTHCHECK probes it
     return app
+
+
+async def _liveness(_request: Any) -> Any:
+    """HTTP liveness: 200 while the listener serves requests. No token needed, nothing
+    revealed; the databases' health is ``sqlgate health`` / the health_check tool."""
+    from starlette.responses import JSONResponse
+
+    return JSONResponse({"status": "ok"})
 
 
 def run_stdio(server: Any, settings: Settings) -> None:
@@ -148,6 +157,10 @@ def run(settings: Settings) -> None:
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.lower(),
+        # No logging config of uvicorn's own: its loggers (uvicorn.error, uvicorn.access)
+        # propagate to the root handler sqlgate.logging set up, so they come out through
+        # structlog, as JSON with --log-format json, on stderr.
+        log_config=None,
         timeout_graceful_shutdown=max(1, math.ceil(settings.shutdown_timeout_s)),
         server_header=False,
     )
