@@ -199,6 +199,10 @@ class Settings(BaseSettings):
     shutdown_timeout_s: float = Field(
         default=10.0, gt=0, description="On SIGTERM, how long in-flight HTTP calls may take to finish"
     )
+    metrics_port: int | None = Field(
+        default=None, ge=1, le=65535,
+        description="Also serve /metrics, /healthz and /readyz on this port (the only way on stdio)",
+    )
     # Logging
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Log level (logs go to stderr)"

@@ -149,6 +149,7 @@ class SqlgateServer(MCPServer[Runtime]):
     after_call: list[AfterCall]
     stopped: anyio.Event  # set when the lifespan has finished cleaning up
     runtime_holder: RuntimeHolder  # the process's one runtime (server/runtime.py)
+    metrics: Any = None  # server/metrics.py Metrics: HTTP transports, or stdio with metrics_port
 
 
 def build_server(settings: Settings) -> SqlgateServer:
@@ -180,4 +181,8 @@ def build_server(settings: Settings) -> SqlgateServer:
     server.compact_tools()
     if all_read_only:
         server.hidden_tools = frozenset(WRITE_TOOLS)
+    if settings.transport != "stdio" or settings.metrics_port is not None:
+        from sqlgate.server.metrics import install_metrics  # prometheus_client: not on stdio's cold start
+
+        install_metrics(server)  # counts every call through after_call (server/metrics.py)
     return server

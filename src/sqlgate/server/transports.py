@@ -91,6 +91,10 @@ def http_app(server: Any, settings: Settings) -> Any:
         )
     app.add_middleware(JsonRpcBodyLimit, limit=limit)
     app.add_route("/healthz", _liveness, methods=["GET"])  # the container HEALTHCHECK probes it
+    if server.metrics is not None:  # /metrics and /readyz, no auth, no data (server/metrics.py)
+        from sqlgate.server.metrics import mount_probes
+
+        mount_probes(app, server.metrics)
     return app
 
 
@@ -109,6 +113,10 @@ def run_stdio(server: Any, settings: Settings) -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.add_signal_handler(sig, stop.set)
+        if server.metrics is not None and settings.metrics_port is not None:
+            from sqlgate.server.metrics import serve_probes
+
+            await serve_probes(server.metrics, settings.host, settings.metrics_port)
         serving = asyncio.ensure_future(run_stdio_session(server))  # server/stdio.py: lean asyncio pipes
         stopping = asyncio.ensure_future(stop.wait())
         await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
