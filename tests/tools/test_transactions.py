@@ -147,7 +147,9 @@ PG_LEVELS = {
 @pytest.mark.parametrize("level", list(PG_LEVELS))
 async def test_postgres_isolation_level_is_applied(postgres_backend: Backend, level: str) -> None:
     table = await make_table(postgres_backend)
-    async with postgres_backend.client(mode="read_write", allowed_tables=table) as client:
+    # current_setting is off the function allowlist (it reads server paths too): lifted here.
+    async with postgres_backend.client(mode="read_write", allowed_tables=table,
+                                       allowed_functions="current_setting") as client:
         result = await tm(client, isolation_level=level, operations=[
             op("SELECT current_setting('transaction_isolation')", "scalar"),
         ])
@@ -160,7 +162,8 @@ async def test_mysql_isolation_level_is_applied(mysql_backend: Backend, level: s
     # MariaDB's @@tx_isolation shows the session default, not SET TRANSACTION's level;
     # the server's own view of the open transaction (innodb_trx) is read from outside.
     table = await make_table(mysql_backend)
-    async with mysql_backend.client(mode="read_write", allowed_tables=table) as client:
+    async with mysql_backend.client(mode="read_write", allowed_tables=table,
+                                    allowed_functions="connection_id") as client:  # off the allowlist
         begun = await tm(client, action="begin", isolation_level=level, operations=[
             # A write: InnoDB lists a transaction that only read in innodb_trx only sometimes.
             op("SELECT CONNECTION_ID()", "scalar"), op(f"UPDATE {table} SET qty = qty + 1 WHERE id = 1"),
