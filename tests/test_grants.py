@@ -96,6 +96,15 @@ async def test_the_printed_role_makes_the_database_refuse_what_the_policy_denies
             message = str(denied.value).lower()
             assert "denied" in message or "read-only" in message, message
             assert "123-45-6789" not in message and "top-secret-token" not in message
+        if server.name == "postgres":
+            # The side channels the function allowlist closes are closed in the database too.
+            with pytest.raises(Exception, match="(?i)permission|privilege|superuser"):  # noqa: PT011
+                await run_as(url, "SELECT current_setting('data_directory')")
+            with pytest.raises(Exception, match="(?i)permission|privilege|superuser"):  # noqa: PT011
+                await run_as(url, "SELECT pg_read_file('postgresql.conf')")
+            activity = await run_as(url, "SELECT pg_stat_get_backend_activity(s) FROM pg_stat_get_backend_idset() s")
+            assert all(row[0] in (None, "<insufficient privilege>") or "pg_stat_get_backend" in row[0]
+                       for row in activity), activity
 
         # health: the admin connection reads beyond the policy, the generated role does not.
         admin = await run_health(settings, include_stats=False)
