@@ -184,3 +184,10 @@ def test_docs_list_every_allowlisted_function(dialect: str) -> None:
     page = (Path(__file__).parents[2] / "docs" / "functions.md").read_text()
     missing = [e.name for e in functions.allowlist(dialect).entries() if f"`{e.name}`" not in page]
     assert not missing, f"docs/functions.md does not list {missing} ({dialect})"
+
+
+def test_xml_casts_are_refused_and_other_builtin_types_pass() -> None:
+    for sql in ("SELECT '<a/>'::xml", "SELECT CAST('<a/>' AS xml)", "SELECT '<a/>'::xml[]"):
+        assert denial(sql, "postgresql") == "FUNCTION_NOT_ALLOWED", sql
+    assert denial("SELECT 'a'::tsvector, 'a'::tsquery, '1.1.1.1'::inet, '10.0.0.0/8'::cidr, "
+                  "'$.a'::jsonpath, '{}'::jsonb, 'x'::bytea, '1'::money", "postgresql") is None

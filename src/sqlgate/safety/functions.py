@@ -488,6 +488,13 @@ def _in_hint(node: exp.Expr) -> bool:
 
 def _check_type(node: exp.DataType, profile: SafetyProfile) -> None:
     if node.this is not exp.DataType.Type.USERDEFINED:
+        if profile.uninterruptible_types and str(node.this.value).lower() in profile.uninterruptible_types:
+            raise PolicyViolation(
+                f"casts to {str(node.this.value).lower()} are not allowed",
+                "the server parses this type with a library it cannot interrupt (no statement "
+                "timeout or cancel stops it); keep the value as text",
+                code="FUNCTION_NOT_ALLOWED",
+            )
         return
     kind = str(node.args.get("kind") or "")
     key = kind.rsplit(".", 1)[-1].strip('"').lower()

@@ -99,6 +99,9 @@ class SafetyProfile:
     """Type names sqlglot does not know that casts may still name (harmless ones, lower-case)."""
     allowed_system_variables: frozenset[str] = frozenset()
     """``@@name`` system variables a query may read (MySQL: only harmless ones)."""
+    uninterruptible_types: frozenset[str] = frozenset()
+    """Types whose input function the server cannot interrupt (PostgreSQL ``xml``, parsed by
+    libxml2): casts and column definitions to them are refused."""
     timeout_hints: frozenset[str] = frozenset()
     """Optimizer hints that set the statement's time limit in milliseconds (MySQL
     ``MAX_EXECUTION_TIME(n)``): allowed with a literal at or below the policy's timeout."""

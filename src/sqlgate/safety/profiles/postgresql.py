@@ -105,6 +105,11 @@ PROFILE = SafetyProfile(
     whole_row_references=True,
     explain_syntax=ExplainSyntax.OPTIONS,
     function_schemas=frozenset({"pg_catalog"}),
-    # regconfig names a text-search configuration (to_tsvector('english'::regconfig, ...)).
-    allowed_user_types=frozenset({"regconfig"}),
+    # Built-in (and common extension) types sqlglot does not know; regconfig names a
+    # text-search configuration (to_tsvector('english'::regconfig, ...)), not a table.
+    allowed_user_types=frozenset({
+        "regconfig", "tsvector", "tsquery", "jsonpath", "cidr", "macaddr", "macaddr8", "varbit",
+        "line", "lseg", "box", "path", "polygon", "circle", "citext", "ltree",
+    }),
+    uninterruptible_types=frozenset({"xml"}),
 )
