@@ -224,6 +224,10 @@ class Settings(BaseSettings):
         default=1000, ge=1, description="Statements slower than this count as slow in health_check"
     )
     health_timeout_s: float = Field(default=3.0, gt=0, description="Time limit of each health probe")
+    check_privileges: bool = Field(
+        default=True,
+        description="health_check reports what the connected role can read beyond the policy (degraded if anything)",
+    )
     # bulk_insert and transaction_manager
     bulk_max_records: int = Field(
         default=100_000, ge=1, le=10_000_000, description="Most records one bulk_insert call may send"
