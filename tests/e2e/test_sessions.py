@@ -56,7 +56,8 @@ class Server:
     def client(self, token: str | None = None, **kwargs: Any) -> Client:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         if self.transport == "sse":
-            return Client(sse_client(self.url, headers=headers), **kwargs)
+            # Generous: the shared test machine can be slow to answer a POST (the default is 5 s).
+            return Client(sse_client(self.url, headers=headers, timeout=60), **kwargs)
         http = httpx2.AsyncClient(headers=headers, timeout=30)
         return Client(streamable_http_client(self.url, http_client=http), **kwargs)
 
