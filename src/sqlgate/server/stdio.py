@@ -190,8 +190,9 @@ def _private_pipe(fd: int, flags: int) -> int | None:
         mode = os.fstat(fd).st_mode
         if not (stat.S_ISFIFO(mode) or stat.S_ISCHR(mode)):
             return None
-        return os.open(f"/proc/self/fd/{fd}", flags | os.O_CLOEXEC)
-    except OSError:
+        # Linux: a new open file description; elsewhere (no /proc) the SDK's transport.
+        return os.open(f"/proc/self/fd/{fd}", flags | getattr(os, "O_CLOEXEC", 0))
+    except (OSError, ValueError):
         return None
 
 
