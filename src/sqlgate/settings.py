@@ -203,6 +203,10 @@ class Settings(BaseSettings):
         default=None, ge=1, le=65535,
         description="Also serve /metrics, /healthz and /readyz on this port (the only way on stdio)",
     )
+    worker_id: str | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9_-]{1,32}$",
+        description="This worker's name in a fleet: its MCP session ids start with `<id>.` so a balancer routes each session to it (deploy/)",
+    )
     # Logging
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Log level (logs go to stderr)"

@@ -96,9 +96,11 @@ def stop(served: Served) -> None:
             served.proc.kill()
 
 
-@pytest.fixture(params=["streamable-http", "sse"])
-def authed(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Served]:
-    """A server requiring a bearer token: one from the env, one from a file."""
+@pytest.fixture(scope="module", params=["streamable-http", "sse"])
+def authed(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """A server requiring a bearer token: one from the env, one from a file. One server per
+    transport for the module: the tests using it only send requests, none changes it."""
+    tmp_path = tmp_path_factory.mktemp("authed")
     token_file = tmp_path / "tokens"
     token_file.write_text(f"# sqlgate tokens\n{OTHER_TOKEN}\n")
     served = start(

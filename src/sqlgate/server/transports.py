@@ -156,6 +156,10 @@ def run(settings: Settings) -> None:
     authenticated = check_exposure(settings)
     server = build_server(settings)
     app = serve_sessions(server, http_app(server, settings))  # one runtime; session ends (server/sessions.py)
+    if settings.worker_id:  # session ids a balancer routes back to this worker (server/fleet.py)
+        from sqlgate.server.fleet import WorkerSessionIds
+
+        app = WorkerSessionIds(app, settings.worker_id)
     log.info(
         "listening", transport=settings.transport, host=settings.host, port=settings.port,
         auth="bearer" if authenticated else "none", stateless=settings.stateless_http,
