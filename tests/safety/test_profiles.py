@@ -190,7 +190,7 @@ def test_rules_are_a_tuple_of_named_functions() -> None:
     assert safety.RULES is pipeline.RULES
     assert [rule.__name__ for rule in pipeline.RULES] == [
         "hidden_effects", "write_mode", "bounded_writes", "allowed_functions", "allowed_tables",
-        "allowed_columns", "named_placeholders",
+        "allowed_columns", "named_placeholders", "bounded_cost",
     ]
     assert all(rule.__doc__ for rule in pipeline.RULES)
 
