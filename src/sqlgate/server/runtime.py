@@ -28,6 +28,7 @@ from sqlgate.db.engines import open_databases
 from sqlgate.db.interactive import TransactionRegistry
 from sqlgate.demo import prepare_demo_databases
 from sqlgate.logging import get_logger
+from sqlgate.tools import checking
 from sqlgate.tools.base import Runtime
 
 if TYPE_CHECKING:
@@ -99,4 +100,5 @@ class RuntimeHolder:
             self._after_call.remove(audit.submit)
         await stop_audit(audit)
         await runtime.databases.close()
+        checking.shutdown()  # the validator's worker processes, if a long text started them
         log.info("sqlgate stopped; pools closed")
