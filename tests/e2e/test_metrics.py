@@ -8,6 +8,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx2
 import pytest
@@ -130,3 +131,26 @@ async def test_stdio_serves_metrics_only_on_metrics_port(tmp_path: Path) -> None
         assert 'transport="stdio"' in text
         assert scrape(port, "/readyz").status_code == 200
         assert scrape(port, "/nothing").status_code == 404
+
+
+async def test_a_span_per_call_with_the_otel_extra(sqlite_backend: Any) -> None:
+    pytest.importorskip("opentelemetry.sdk", reason="the otel extra is not installed")
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    trace.set_tracer_provider(provider)
+    async with Client(sqlite_backend.server(transport="streamable-http", audit_enabled=False)) as client:
+        await client.call_tool("execute_query", {"query": "SELECT 1 AS one"})
+        await client.call_tool("execute_query", {"query": "DROP TABLE nothing"})
+    spans = [s for s in exporter.get_finished_spans() if s.name == "tools/call execute_query"]
+    assert len(spans) == 2  # the MCP SDK's span per call, with sqlgate's facts on it
+    ok, denied = sorted(spans, key=lambda s: s.start_time)
+    assert ok.attributes["sqlgate.outcome"] == "ok" and ok.attributes["db.namespace"] == "main"
+    assert denied.attributes["sqlgate.outcome"] == "error" and denied.attributes["sqlgate.code"]
+    assert denied.status.status_code.name == "ERROR"
+    assert all("SELECT" not in str(value) for s in spans for value in s.attributes.values())  # no SQL text

@@ -20,9 +20,12 @@ On the HTTP transports they are routes of the main app (``mount_probes``); ``met
 additionally serves them on a separate loopback listener (``serve_probes``), which is the
 only way to get them on stdio.
 
-With the ``otel`` extra installed (``opentelemetry-api``; an SDK and exporter configured by
-the operator), every call also becomes a span ``tools/call <tool>`` with its outcome, code,
-database, statement kind and row counts — never the SQL text or parameters.
+OpenTelemetry: the MCP SDK already opens a span ``tools/call <tool>`` around every call
+(through ``opentelemetry-api``, which it depends on). With an SDK recording spans (the
+``otel`` extra: ``opentelemetry-sdk``, exporter configured by the operator), ``observe``
+adds sqlgate's facts to that span: outcome, error code, database, statement kind, verdict,
+row counts — never the SQL text or parameters — and marks errors. Without a recording SDK
+it costs one ``get_current_span()`` per call.
 """
 
 from __future__ import annotations
@@ -98,23 +101,22 @@ class Metrics:
             log.warning("metrics: a call could not be counted", error=type(exc).__name__)
 
     def _span(self, call: CallRecord, tool: str, outcome: str, code: str | None, seconds: float) -> None:
-        end = time.time_ns()
-        attributes: dict[str, Any] = {
-            "mcp.method.name": "tools/call", "gen_ai.tool.name": tool, "sqlgate.outcome": outcome,
-            "sqlgate.request_id": call.request_id,
-        }
+        """sqlgate's facts on the MCP SDK's own ``tools/call <tool>`` span (the current one):
+        nothing when no OpenTelemetry SDK records it."""
+        trace = self._tracer
+        span = trace.get_current_span()
+        if not span.is_recording():
+            return
+        attributes: dict[str, Any] = {"sqlgate.outcome": outcome, "sqlgate.request_id": call.request_id,
+                                      "sqlgate.duration_ms": round(seconds * 1000, 3)}
         optional = {
             "sqlgate.code": code, "db.namespace": call.database, "sqlgate.statement_kind": call.statement_kind,
             "sqlgate.verdict": call.verdict, "sqlgate.rows": call.rows, "sqlgate.rows_affected": call.rows_affected,
         }
         attributes |= {key: value for key, value in optional.items() if value is not None}
-        assert self._tracer is not None
-        span = self._tracer.start_span(f"tools/call {tool}", start_time=end - int(seconds * 1e9),
-                                       attributes=attributes)
-        if outcome != "ok":
-            trace = importlib.import_module("opentelemetry.trace")
+        span.set_attributes(attributes)
+        if outcome == "error":
             span.set_status(trace.Status(trace.StatusCode.ERROR, code or outcome))
-        span.end(end_time=end)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
@@ -194,12 +196,11 @@ class RuntimeCollector(Collector):
 
 
 def _otel_tracer() -> Any:
-    """The OpenTelemetry tracer when the ``otel`` extra is installed; None otherwise."""
+    """``opentelemetry.trace`` when OpenTelemetry is importable; None otherwise."""
     try:
-        trace = importlib.import_module("opentelemetry.trace")
+        return importlib.import_module("opentelemetry.trace")
     except ImportError:
         return None
-    return trace.get_tracer("sqlgate", __version__)
 
 
 def install_metrics(server: Any) -> Metrics:
