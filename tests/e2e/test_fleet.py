@@ -220,6 +220,9 @@ async def test_fleet_serves_every_call_sticks_sessions_and_survives_a_worker_cra
     tx_calls = [c for s in sessions for c in s.calls if c.kind != "close"]
     every = reads + tx_calls
     assert len(reads) > 40 and len(tx_calls) > 40, (len(reads), len(tx_calls))  # 2 shared cores
+    print(f"fleet: {len(reads)} stateless calls ({sum(not c.ok for c in reads)} failed), {len(tx_calls)} "
+          f"transaction calls ({sum(not c.ok for c in tx_calls)} failed) in {len(sessions)} sessions; "
+          f"by worker {dict(Counter(c.worker for c in every if c.ok))}; killed {dead}")
 
     # Every call was answered: a result, or (only around the crash) a clear error.
     for call in every:
