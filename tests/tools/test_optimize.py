@@ -114,6 +114,13 @@ def hypopg(postgres_backend: Backend) -> Backend:
     return asyncio.run(require_hypopg(postgres_backend))
 
 
+@pytest.fixture(scope="session")
+def hypopg_shop(hypopg: Backend) -> Backend:
+    """The shop tables in the hypopg database, built outside any running event loop (under
+    pytest-xdist no earlier test in the worker may have built them)."""
+    return ensure_shop(hypopg)
+
+
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
@@ -316,8 +323,8 @@ async def test_hypopg_cost_before_and_after(hypopg: Backend) -> None:
     assert indexes[0][0] == 1  # the primary key only
 
 
-async def test_hypopg_drops_suggestions_that_do_not_help(hypopg: Backend) -> None:
-    shop = ensure_shop(hypopg)
+async def test_hypopg_drops_suggestions_that_do_not_help(hypopg_shop: Backend) -> None:
+    shop = hypopg_shop
     # Every row matches: the planner prefers a sequential scan to any index.
     data = ok(await optimize(shop, query="SELECT id, note FROM qo_orders WHERE amount >= 0 LIMIT 5"))
     assert data["index_suggestions"] == []
