@@ -6,7 +6,8 @@ Each run starts a fresh fleet (tests/e2e/fleet_support.py: deploy/nginx template
 into a temp prefix, workers with ``--worker-id``, one PostgreSQL audit sink) on a scratch
 PostgreSQL database, then ``--clients`` stateless MCP clients (protocol 2026-07-28, no
 session: nginx spreads them) call ``execute_query`` (a primary-key lookup) in a loop for
-``--seconds``. Reported: calls/s and p50/p99 latency as the clients see them.
+``--seconds``. Reported: calls/s and p50/p99 latency as the clients see them; the first row
+is one worker called directly (no nginx), for nginx's own cost.
 
 Caveat: on a 2-core machine the workers, nginx, PostgreSQL and the load generator (one
 Python process) share the same two cores, so more workers mostly add contention: the
@@ -78,6 +79,7 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--workers", default="1,2,3")
+    parser.add_argument("--no-direct", action="store_true", help="skip the 1-worker run without nginx")
     args = parser.parse_args()
     name = f"sqlgate_bench_fleet_{secrets.token_hex(3)}"
     asyncio.run(admin(f'CREATE DATABASE "{name}"'))
@@ -94,21 +96,25 @@ def main() -> int:
     asyncio.run(seed())
     print(f"fleet bench: {args.clients} stateless clients, {args.seconds:g} s per run, "
           f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start")
-    print(f"{'workers':>7} {'calls':>7} {'calls/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6}")
+    print(f"{'workers':>11} {'calls':>7} {'calls/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6}")
     try:
-        for size in [int(n) for n in args.workers.split(",")]:
+        runs = [(0, True)] if not args.no_direct else []
+        runs += [(int(n), False) for n in args.workers.split(",")]
+        for size, direct in runs:
             with tempfile.TemporaryDirectory(prefix="sqlgate-bench-fleet-") as tmp:
-                fleet = Fleet(Path(tmp), url, url, size=size, extra=("--no-untrusted-data-boundary",))
+                fleet = Fleet(Path(tmp), url, url, size=max(size, 1), extra=("--no-untrusted-data-boundary",))
                 fleet.start()
+                target = f"http://127.0.0.1:{fleet.worker_ports[0]}/mcp" if direct else fleet.url
                 try:
-                    asyncio.run(load(fleet.url, 2, 1.0))  # warm-up: pools, caches
-                    calls, errors, latencies = asyncio.run(load(fleet.url, args.clients, args.seconds))
+                    asyncio.run(load(target, 2, 1.0))  # warm-up: pools, caches
+                    calls, errors, latencies = asyncio.run(load(target, args.clients, args.seconds))
                 finally:
                     fleet.stop()
             latencies.sort()
             p50 = statistics.median(latencies) * 1000
             p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000
-            print(f"{size:>7} {calls:>7} {calls / args.seconds:>8.1f} {p50:>7.1f} {p99:>7.1f} {errors:>6}", flush=True)
+            label = "1, no nginx" if direct else str(size)
+            print(f"{label:>11} {calls:>7} {calls / args.seconds:>8.1f} {p50:>7.1f} {p99:>7.1f} {errors:>6}", flush=True)
     finally:
         asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     return 0
