@@ -44,7 +44,8 @@ stop() {
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
 }
-trap stop EXIT INT TERM
+trap stop EXIT
+trap 'stop; exit 0' INT TERM
 
 if [ -n "${SQLGATE_AUDIT_DATABASE_URL:-}" ]; then
   "$SQLGATE" migrate upgrade --audit >/dev/null
