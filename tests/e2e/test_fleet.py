@@ -206,10 +206,20 @@ async def test_fleet_serves_every_call_sticks_sessions_and_survives_a_worker_cra
                 session.calls.append(Call("close", None, time.monotonic(), time.monotonic(),
                                           error=f"{type(exc).__name__}: {exc}"))
 
+    late: list[Call] = []
+
     async def killer() -> None:
         await asyncio.sleep(KILL_AT_S)
         killed["at"] = time.monotonic()
         killed["worker"] = await asyncio.to_thread(fleet.kill_worker, 1)
+        await asyncio.sleep(0.5)
+        for _ in range(3):  # new sessions after the crash: on the survivors
+            seen: list[str] = []
+            async with client_for(fleet.url, seen, legacy=True) as client:
+                call = Call("late", None, time.monotonic())
+                late.append(call)
+                await timed(client, seen, call, "transaction_manager",
+                            {"operations": [{"query": f"SELECT count(*) AS n FROM {table}"}]})
 
     await asyncio.gather(
         killer(), *(stateless_client(i) for i in range(STATELESS_CLIENTS)),
@@ -250,8 +260,9 @@ async def test_fleet_serves_every_call_sticks_sessions_and_survives_a_worker_cra
         if errors:
             assert session.workers() <= {dead}, session
     assert len({w for s in sessions for w in s.workers()}) >= 2
-    late = [s for s in sessions if s.opened > kill_time + 0.5 and s.workers()]
-    assert late and all(dead not in s.workers() for s in late)
+    assert len(late) == 3 and all(c.ok and c.worker != dead for c in late), late
+    reopened = [s for s in sessions if s.opened > kill_time + 0.5 and s.workers()]
+    assert all(dead not in s.workers() for s in reopened)
 
     fleet.stop()  # SIGTERM: the survivors flush their audit queues
     engine = create_async_engine(async_url(postgres_backend.url))
