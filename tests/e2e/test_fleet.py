@@ -156,6 +156,20 @@ async def test_fleet_serves_every_call_sticks_sessions_and_survives_a_worker_cra
     fleet: Fleet, postgres_backend: Backend
 ) -> None:
     tag, table = TAG, TABLE
+    async with httpx2.AsyncClient(timeout=CALL_TIMEOUT_S) as http:
+        headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream",
+                   "MCP-Protocol-Version": "2025-11-25"}
+        init = await http.post(fleet.url, headers=headers, json={
+            "jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+                "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}})
+        session_id = init.headers["mcp-session-id"]
+        worker_id, _, inner = session_id.partition(".")
+        assert worker_id in ("w1", "w2", "w3") and len(inner) == 32  # routable: "<worker_id>.<the SDK's id>"
+        port = fleet.worker_ports[int(worker_id[1:]) - 1]
+        assert init.headers["x-sqlgate-worker"] == f"127.0.0.1:{port}"
+        other = f"w{int(worker_id[1:]) % 3 + 1}.{inner}"  # another worker's prefix: that worker has no such session
+        ping = {"jsonrpc": "2.0", "id": 2, "method": "ping"}
+        assert (await http.post(fleet.url, headers={**headers, "mcp-session-id": other}, json=ping)).status_code == 404
     start = time.monotonic()
     stop_at = start + RUN_S
     killed: dict[str, Any] = {}
