@@ -56,6 +56,11 @@ async def test_calls_latency_denials_and_gauges_are_exported(served: Served) -> 
         denied = await client.call_tool("execute_query", {"query": "DELETE FROM http_items"})
         assert denied.is_error
         code = denied.structured_content["error"]["code"]
+        # Surely past slow_query_ms=1 whatever the machine (a point read can take < 1 ms).
+        slow = await client.call_tool("execute_query", {"query": (
+            "WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c WHERE n < 300000) "
+            "SELECT count(*) AS n FROM c")})
+        assert not slow.is_error, slow.content
     deadline = time.monotonic() + 10
     while True:  # the audit writer batches: wait until both calls are written
         metrics = samples(scrape(served.port).text)

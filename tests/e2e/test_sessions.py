@@ -13,7 +13,7 @@ import secrets
 import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -173,14 +173,28 @@ async def test_twenty_sse_sessions_share_one_runtime(sse: Server, pg: Backend) -
     """20 SSE sessions at once: connections stay within the pool (2), every call is audited
     once, and the runtime (migrations of the audit sink included) was opened once."""
     marker = f"m_{secrets.token_hex(4)}"
-    async with AsyncExitStack() as stack:
-        clients = [await stack.enter_async_context(sse.client()) for _ in range(20)]
-        results = await asyncio.gather(*(
-            c.call_tool("execute_query", {"query": f"SELECT n AS {marker} FROM {TABLE} WHERE id = 1"})
-            for c in clients
-        ))
+    results: list[Any] = []
+    all_called, measured = asyncio.Event(), asyncio.Event()
+
+    async def session() -> None:
+        # Each session in its own task: all 20 stay open until the connections are counted.
+        async with sse.client() as client:
+            results.append(await client.call_tool(
+                "execute_query", {"query": f"SELECT n AS {marker} FROM {TABLE} WHERE id = 1"}))
+            if len(results) == 20:
+                all_called.set()
+            await measured.wait()
+
+    tasks = [asyncio.create_task(session()) for _ in range(20)]
+    try:
+        await asyncio.wait_for(all_called.wait(), 120)
         assert not any(r.is_error for r in results), [r.content for r in results if r.is_error][:1]
         assert await sqlgate_connections(pg) <= 2
+    finally:
+        measured.set()
+        outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+    failures = [repr(o) for o in outcomes if isinstance(o, BaseException)]
+    assert not failures, failures[:3]
     # The audit file is beside the data dir's default sink: one row per call.
     import sqlite3
 
