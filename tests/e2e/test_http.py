@@ -8,7 +8,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,8 @@ import pytest
 from mcp import Client
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
+
+from tests.e2e.serving import spawn, terminate
 
 pytestmark = pytest.mark.anyio
 
@@ -72,28 +73,11 @@ def start(tmp: Path, transport: str, *extra: str, env: dict[str, str] | None = N
         SQLGATE, "serve", "--transport", transport, "--port", str(port),
         "--database-url", f"sqlite:///{db}", "--data-dir", str(tmp), "--no-audit-enabled", *extra,
     ]
-    with log.open("wb") as sink:
-        proc = subprocess.Popen(args, stdout=sink, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"server exited early: {log.read_text()}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return Served(transport, port, proc, log)
-        except OSError:
-            time.sleep(0.1)
-    proc.kill()
-    raise AssertionError(f"server did not listen: {log.read_text()}")
+    return Served(transport, port, spawn(args, port, log, env=env), log)
 
 
 def stop(served: Served) -> None:
-    if served.proc.poll() is None:
-        served.proc.terminate()
-        try:
-            served.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            served.proc.kill()
+    terminate(served.proc)
 
 
 @pytest.fixture(scope="module", params=["streamable-http", "sse"])

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import secrets
 import subprocess
 import time
@@ -28,6 +27,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from sqlgate.db.engines import async_url
 from tests.conftest import Backend, make_backend
+from tests.e2e.serving import spawn, terminate
 from tests.e2e.test_http import SQLGATE, free_port
 
 pytestmark = pytest.mark.anyio
@@ -70,30 +70,11 @@ def _serve(tmp: Path, transport: str, url: str, *extra: str, env: dict[str, str]
         "--data-dir", str(tmp), "--mode", "read_write", "--pool-size", "2", "--max-overflow", "0",
         "--log-level", "INFO", *extra,
     ]
-    with log.open("wb") as sink:
-        proc = subprocess.Popen(args, stdout=sink, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
-    import socket
-
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"server exited early: {log.read_text()}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return Server(transport, port, proc, log)
-        except OSError:
-            time.sleep(0.1)
-    proc.kill()
-    raise AssertionError(f"server did not listen: {log.read_text()}")
+    return Server(transport, port, spawn(args, port, log, env=env, wait_s=60), log)
 
 
 def _stop(server: Server) -> None:
-    if server.proc.poll() is None:
-        server.proc.terminate()
-        try:
-            server.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.proc.kill()
+    terminate(server.proc, wait_s=30)
 
 
 @pytest.fixture(scope="module")
