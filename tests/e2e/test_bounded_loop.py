@@ -24,6 +24,16 @@ def worst_legal_query(table: str, tokens: int = parse.DEFAULT_TOKENS) -> str:
     return "SELECT " + ", ".join(f"coalesce(id, {i}) AS c{i}" for i in range(count)) + f" FROM {table}"
 
 
+async def heartbeat(stalls: list[float], stop: asyncio.Event) -> None:
+    """Tick every 5 ms until ``stop``; record how late each tick was (the loop's stalls)."""
+    last = time.perf_counter()
+    while not stop.is_set():
+        await asyncio.sleep(0.005)
+        now = time.perf_counter()
+        stalls.append(now - last - 0.005)
+        last = now
+
+
 async def test_checking_the_worst_legal_query_does_not_stall_the_loop(sqlite_backend: Backend) -> None:
     table = unique("loop")
     await sqlite_backend.aexecute(f"CREATE TABLE {table} (id INTEGER PRIMARY KEY)", f"INSERT INTO {table} VALUES (1)")
@@ -35,19 +45,11 @@ async def test_checking_the_worst_legal_query_does_not_stall_the_loop(sqlite_bac
     stalls: list[float] = []
     stop = asyncio.Event()
 
-    async def heartbeat() -> None:
-        last = time.perf_counter()
-        while not stop.is_set():
-            await asyncio.sleep(0.005)
-            now = time.perf_counter()
-            stalls.append(now - last - 0.005)
-            last = now
-
     try:
         async with sqlite_backend.client(allowed_tables=table) as client:
             warm = await client.call_tool("execute_query", {"query": worst_legal_query(table) + " WHERE id = 0"})
             assert not warm.is_error, warm.content  # the pool has started
-            beat = asyncio.create_task(heartbeat())
+            beat = asyncio.create_task(heartbeat(stalls, stop))
             await asyncio.sleep(0.05)
             stalls.clear()
             result = await client.call_tool("execute_query", {"query": sql})
@@ -72,17 +74,9 @@ async def test_a_long_text_is_checked_off_the_loop_and_a_denial_never_parses_on_
     stalls: list[float] = []
     stop = asyncio.Event()
 
-    async def heartbeat() -> None:
-        last = time.perf_counter()
-        while not stop.is_set():
-            await asyncio.sleep(0.005)
-            now = time.perf_counter()
-            stalls.append(now - last - 0.005)
-            last = now
-
     try:
         async with sqlite_backend.client(allowed_tables=table, max_query_length=1_000_000) as client:
-            beat = asyncio.create_task(heartbeat())
+            beat = asyncio.create_task(heartbeat(stalls, stop))
             result = await client.call_tool("execute_query", {"query": sql})
             stop.set()
             await beat
