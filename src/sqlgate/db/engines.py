@@ -102,8 +102,6 @@ class Database:
     slow_query_s: float = 1.0
     slow_queries: int = 0
     waiting: int = 0
-    # A pooled connection is checked for liveness before use (db/boundary.py).
-    ping_on_checkout: bool = False
     # A refused connection is retried (backoff with jitter) inside the call's deadline.
     connect_retries: int = 0
     # Clean-ups of cancelled or timed-out calls still running (db/boundary.py).
@@ -379,7 +377,6 @@ def create_database(config: ResolvedDatabase, settings: Settings) -> Database:
         demo=config.demo,
         pool_timeout_s=settings.pool_timeout_s,
         slow_query_s=settings.slow_query_ms / 1000,
-        ping_on_checkout=ping_on_checkout,
         connect_retries=config.connect_retries,
     )
 
