@@ -163,3 +163,36 @@ def test_every_error_code_is_in_the_docs_table() -> None:
     table = (src.parents[1] / "docs" / "error-codes.md").read_text()
     documented = set(re.findall(r"^\| `([A-Z_]+)` \|", table, flags=re.M))
     assert codes - documented == set()
+
+
+async def test_a_cached_postgres_statement_made_stale_by_a_schema_change_runs_again(postgres_backend: Backend) -> None:
+    """Plain reads go through asyncpg's statement cache; after ALTER TABLE changes the
+    result's columns the cached plan is refused by the server ("cached plan must not
+    change result type"), and the read is prepared again instead of failing."""
+    table = unique("stale")
+    await postgres_backend.aexecute(f"CREATE TABLE {table} (a integer)", f"INSERT INTO {table} VALUES (1)")
+    async with postgres_backend.client(log_level="WARNING") as client:
+        sql = f"SELECT * FROM {table}"
+        first = await client.call_tool("execute_query", {"query": sql})
+        assert first.structured_content["rows"] == [[1]], first.content
+        await postgres_backend.aexecute(f"ALTER TABLE {table} ADD COLUMN b integer DEFAULT 7")
+        for _ in range(3):  # the pool may hand out the same connection or another one
+            again = await client.call_tool("execute_query", {"query": sql})
+            assert not again.is_error, again.content
+            assert again.structured_content["columns"] == ["a", "b"]
+            assert again.structured_content["rows"] == [[1, 7]]
+
+
+async def test_a_read_after_a_read_sees_what_others_committed_between_them(backend: Backend) -> None:
+    """A plain read goes back to the pool without a ROLLBACK (it left nothing open: MySQL
+    connections autocommit); the next read on that connection must still see rows other
+    sessions committed since, not an old snapshot."""
+    table = unique("seen")
+    await backend.aexecute(f"CREATE TABLE {table} (a integer)", f"INSERT INTO {table} VALUES (1)")
+    async with backend.client(log_level="WARNING", pool_size=1, max_overflow=0) as client:
+        sql = f"SELECT count(*) AS n FROM {table}"
+        first = await client.call_tool("execute_query", {"query": sql})
+        assert first.structured_content["rows"] == [[1]], first.content
+        await backend.aexecute(f"INSERT INTO {table} VALUES (2)")
+        again = await client.call_tool("execute_query", {"query": sql})
+        assert again.structured_content["rows"] == [[2]], again.content

@@ -208,3 +208,39 @@ async def test_killed_backend_is_unavailable_and_retryable(server: Backend) -> N
         after, _ = await query(client, "SELECT 1")
         assert not after.is_error, after.content
         assert await checked_out(client) == 0
+
+
+# --------------------------------------- a pooled connection dies while it sits idle
+
+# The other connections to this test's database (the server's pool), not the probe's own.
+POOLED = {
+    "postgres": "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+    "AND pid <> pg_backend_pid() AND backend_type = 'client backend'",
+    "mysql": "SELECT id FROM information_schema.processlist WHERE db = DATABASE() AND id <> CONNECTION_ID()",
+}
+
+
+async def kill_pooled(server: Backend) -> int:
+    ids = [int(row[0]) for row in await server.aexecute(POOLED[server.name])]
+    for backend_id in ids:
+        await server.aexecute(KILL[server.name].format(id=backend_id))
+    await asyncio.sleep(0.2)  # the server closes the sockets
+    return len(ids)
+
+
+@pytest.mark.parametrize("timeout_s", [None, 7], ids=["plain-read", "transaction"])
+async def test_a_pooled_connection_the_server_closed_while_idle_is_replaced(
+    server: Backend, timeout_s: float | None
+) -> None:
+    """A connection used moments ago is handed out without a liveness round trip; the
+    driver already knows when the server closed it (KILL, a restart, an idle timeout),
+    and it is replaced before the call runs: no error, no second run of the statement.
+    (A timeout other than the default takes the transaction path, db/guard.py.)"""
+    async with server.client(**settings(server)) as client:
+        first, _ = await query(client, "SELECT 1 AS one")
+        assert not first.is_error, first.content
+        assert await kill_pooled(server) >= 1
+        after, _ = await query(client, "SELECT 2 AS two", timeout_s)
+        assert not after.is_error, after.content
+        assert after.structured_content["rows"] == [[2]]
+        assert await checked_out(client) == 0

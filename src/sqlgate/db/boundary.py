@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from sqlgate.db.engines import CLEAN_ON_RETURN
 from sqlgate.errors import DatabaseUnavailable, PoolExhausted, QueryTimeout, SqlgateError
 from sqlgate.logging import get_logger
 
@@ -62,18 +63,24 @@ class Deadline:
 class Lease:
     """A pooled connection held by one call or one transaction."""
 
-    __slots__ = ("alive", "conn", "database", "sa_conn")
+    __slots__ = ("alive", "conn", "database", "info", "nothing_open", "sa_conn")
 
-    def __init__(self, database: Database, sa_conn: AsyncConnection, conn: Any) -> None:
+    def __init__(self, database: Database, sa_conn: AsyncConnection, conn: Any, info: dict[str, Any]) -> None:
         self.database = database
         self.sa_conn = sa_conn
         self.conn = conn  # the driver connection (asyncpg / aiomysql / aiosqlite)
+        self.info = info  # the pool's record of this connection
         self.alive = True
+        # Set by a caller whose steps left no transaction open (an autocommitted read):
+        # the pool skips its reset (a ROLLBACK round trip on MySQL) on return.
+        self.nothing_open = False
 
     async def release(self) -> None:
         """Give a connection in a known state back to the pool."""
         if self.alive:
             self.alive = False
+            if self.nothing_open:
+                self.info[CLEAN_ON_RETURN] = True
             await self.sa_conn.close()
 
     async def discard(self, *, cancel: bool) -> None:
@@ -128,7 +135,7 @@ async def checkout(database: Database, deadline: Deadline) -> Lease:
     pool; a dead one is replaced) included."""
     try:
         async with asyncio.timeout_at(deadline.at):
-            sa_conn, _raw, conn = await database.checkout()
+            sa_conn, raw, conn = await database.checkout()
     except TimeoutError as exc:
         if _pool_full(database):
             raise PoolExhausted(
@@ -141,7 +148,7 @@ async def checkout(database: Database, deadline: Deadline) -> Lease:
         raise
     except Exception as exc:  # a driver error while connecting
         raise database.unreachable(exc) from exc
-    return Lease(database, sa_conn, conn)
+    return Lease(database, sa_conn, conn, raw.info)
 
 
 def _no_connection(database: Database, deadline: Deadline) -> DatabaseUnavailable:

@@ -40,6 +40,13 @@ SQLGATE_TABLES = frozenset({"sqlgate_audit", "sqlgate_alembic_version", "alembic
 # Connect retries: the first waits up to RETRY_BASE_S, each next up to twice as long.
 RETRY_BASE_S = 0.25
 RETRY_MAX_S = 2.0
+# A pooled connection back in the pool for less than this is handed out after a check
+# without a round trip (is its socket still open?); one idle longer is pinged first, as
+# a firewall or NAT may have dropped it without a word.
+PING_AFTER_IDLE_S = 30.0
+# The pool's mark for a connection returned with nothing open on it (boundary.Lease):
+# the reset on return (a ROLLBACK round trip) is skipped.
+CLEAN_ON_RETURN = "sqlgate_clean"
 
 
 def _tls_hint(message: str) -> str | None:
@@ -333,10 +340,15 @@ def create_database(config: ResolvedDatabase, settings: Settings) -> Database:
         for key in ("pool_size", "max_overflow", "pool_timeout", "pool_recycle"):
             kwargs.pop(key, None)
         kwargs["poolclass"] = NullPool
-    # The liveness check is the dialect's one-round-trip ping (below), not SQLAlchemy's
-    # pre-ping: that is three round trips on asyncpg, and a cancelled one waits for its
-    # ROLLBACK, past the call's deadline on a slow link (db/boundary.py).
+    # The liveness check is the dialect's own (below), not SQLAlchemy's pre-ping: that is
+    # three round trips on asyncpg, and a cancelled one waits for its ROLLBACK, past the
+    # call's deadline on a slow link (db/boundary.py). A connection used moments ago costs
+    # no round trip: the driver already knows if the server closed it (a restart, KILL,
+    # an idle timeout); one idle for PING_AFTER_IDLE_S is pinged.
     ping_on_checkout = bool(kwargs.pop("pool_pre_ping", False))
+    # The reset on return is ours too (below): a connection whose call left nothing open
+    # (a plain read, db/guard.py) goes back without SQLAlchemy's ROLLBACK round trip.
+    kwargs["pool_reset_on_return"] = None
     engine = create_async_engine(url, **kwargs)
     read_only, timeout_ms = policy.read_only, policy.statement_timeout_ms
 
@@ -349,12 +361,30 @@ def create_database(config: ResolvedDatabase, settings: Settings) -> Database:
 
         @event.listens_for(engine.sync_engine, "checkout")
         def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
-            if record.info.pop("sqlgate_fresh", False):
+            info = record.info
+            if info.pop("sqlgate_fresh", False):
                 return  # connected just now
+            conn = dbapi_connection.driver_connection
+            if not driver.socket_open(conn):  # it died in the pool: SQLAlchemy reconnects
+                raise sa_exc.DisconnectionError("the server closed this pooled connection")
+            if time.monotonic() - info.get("sqlgate_idle_since", 0.0) < PING_AFTER_IDLE_S:
+                return
             try:
-                await_(driver.ping(dbapi_connection.driver_connection))
-            except Exception as exc:  # it died in the pool: SQLAlchemy reconnects
+                await_(driver.ping(conn))
+            except Exception as exc:
                 raise sa_exc.DisconnectionError(str(exc)) from exc
+
+        @event.listens_for(engine.sync_engine, "checkin")
+        def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+            record.info["sqlgate_idle_since"] = time.monotonic()
+
+    @event.listens_for(engine.sync_engine, "reset")
+    def _on_reset(dbapi_connection: Any, record: Any, state: Any) -> None:
+        if record is not None and record.info.pop(CLEAN_ON_RETURN, False):
+            return  # the lease said nothing is left open on it (boundary.Lease.release)
+        if state.terminate_only or not state.asyncio_safe or state.transaction_was_reset:
+            return  # it is closed, not pooled / SQLAlchemy ended its transaction itself
+        dbapi_connection.rollback()  # as SQLAlchemy's default reset does
 
     @event.listens_for(engine.sync_engine, "invalidate")
     def _on_invalidate(dbapi_connection: Any, _record: Any, _exc: Any) -> None:

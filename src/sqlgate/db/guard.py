@@ -351,9 +351,11 @@ async def execute(
         async with boundary.call(database, timeout_ms) as lease:
             await database.driver.prepare_read(lease.conn, timeout_ms)
             try:
-                return await run_statements(
+                result = await run_statements(
                     database, lease.conn, verdict, params, fetch_mode, max_rows, max_result_bytes, timeout_ms
                 )
+                lease.nothing_open = database.driver.autocommit_reads
+                return result
             except ResultCut as cut:
                 await lease.discard(cancel=True)  # stop the rest in the database; never pool it
                 return cut.result

@@ -407,6 +407,11 @@ class Dialect(ABC):
     async def ping(self, conn: Any) -> None:  # noqa: B027 - optional hook
         """One round trip proving a pooled connection is alive (raises if it is not)."""
 
+    def socket_open(self, conn: Any) -> bool:
+        """False when the driver already knows ``conn`` is closed (the server ended it, or
+        sent its end of the stream): a check without a round trip."""
+        return True
+
     def abort(self, conn: Any) -> None:  # noqa: B027 - optional hook
         """Close ``conn``'s socket at once, without a goodbye round trip."""
 

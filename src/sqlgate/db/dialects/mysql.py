@@ -100,6 +100,10 @@ class MySQLDialect(Dialect):
                 # (safety.literals): the server's NO_BACKSLASH_ESCAPES would change their values.
                 await cur.execute(_BACKSLASH_ESCAPES_ON)
             await conn.commit()
+            # Autocommit: a lone read leaves no transaction (nor its snapshot and metadata
+            # locks) open, so it needs no ROLLBACK after it; sqlgate's transactions are
+            # explicit (START TRANSACTION ... COMMIT / ROLLBACK).
+            await conn.autocommit(True)
 
         dbapi_connection.run_async(setup)
 
@@ -229,6 +233,14 @@ class MySQLDialect(Dialect):
 
     async def ping(self, conn: Any) -> None:
         await conn.ping(reconnect=False)  # COM_PING: one round trip
+
+    def socket_open(self, conn: Any) -> bool:
+        # aiomysql reads through an asyncio StreamReader: the server's end of the stream
+        # (KILL, wait_timeout, a restart) is fed to it even while nothing is read, and an
+        # idle connection has nothing unread unless the server sent an error before closing.
+        reader = getattr(conn, "_reader", None)
+        return reader is not None and not reader.at_eof() and not getattr(reader, "_eof", False) \
+            and not getattr(reader, "_buffer", b"")
 
     def abort(self, conn: Any) -> None:
         conn.close()  # aiomysql: closes the transport, no COM_QUIT round trip

@@ -105,7 +105,29 @@ class PostgresDialect(Dialect):
     ) -> RawResult:
         # Client-side backstop a little after the server's own timeout.
         backstop = timeout_ms / 1000 + 2
-        prepared, args = await pg_prepare(conn, statement, params, backstop)
+        if conn.is_in_transaction():
+            prepared, args = await pg_prepare(conn, statement, params, backstop)
+            return await self._run_prepared(conn, statement, prepared, args, budget, backstop)
+        # Outside a transaction (a plain read), through asyncpg's statement cache: a
+        # repeated statement is not parsed again (none behind a transaction pooler, where
+        # the cache is off). A cached plan a schema change made stale is dropped and the
+        # statement runs once more, as asyncpg does for its own queries.
+        import asyncpg
+
+        prepared, args = await pg_prepare(conn, statement, params, backstop, cached=True)
+        try:
+            return await self._run_prepared(conn, statement, prepared, args, budget, backstop)
+        except asyncpg.exceptions.InvalidCachedStatementError:
+            conn._drop_local_statement_cache()
+            if conn.is_in_transaction():
+                raise
+            budget.reset()
+            prepared, args = await pg_prepare(conn, statement, params, backstop)
+            return await self._run_prepared(conn, statement, prepared, args, budget, backstop)
+
+    async def _run_prepared(
+        self, conn: Any, statement: exp.Expr, prepared: Any, args: list[Any], budget: RowBudget, backstop: float
+    ) -> RawResult:
         attributes = prepared.get_attributes()
         columns = [attr.name for attr in attributes]
         if not columns:
@@ -187,6 +209,9 @@ class PostgresDialect(Dialect):
 
     async def ping(self, conn: Any) -> None:
         await conn.execute("SELECT 1")  # simple query protocol: one round trip
+
+    def socket_open(self, conn: Any) -> bool:
+        return not conn.is_closed()  # asyncpg saw the server's FATAL / end of stream
 
     def abort(self, conn: Any) -> None:
         conn.terminate()
@@ -470,9 +495,11 @@ async def _pg_explain(conn: Any, statement: exp.Expr, params: dict[str, Any], op
 
 
 async def pg_prepare(
-    conn: Any, statement: exp.Expr, params: dict[str, Any], timeout_s: float, prefix: str = ""
+    conn: Any, statement: exp.Expr, params: dict[str, Any], timeout_s: float, prefix: str = "",
+    *, cached: bool = False,
 ) -> tuple[Any, list[Any]]:
-    """Prepare ``prefix + statement`` on asyncpg with ``$n`` markers; coerce the values."""
+    """Prepare ``prefix + statement`` on asyncpg with ``$n`` markers; coerce the values.
+    ``cached``: from (and into) the connection's statement cache when it has one."""
     order: list[str] = []
 
     def marker(name: str) -> str:
@@ -481,7 +508,10 @@ async def pg_prepare(
         return f"${order.index(name) + 1}"
 
     sql = bind(statement, "postgres", params, marker)
-    prepared = await conn.prepare(prefix + sql, timeout=timeout_s)
+    if cached:
+        prepared = await conn._prepare(prefix + sql, timeout=timeout_s, use_cache=True)
+    else:
+        prepared = await conn.prepare(prefix + sql, timeout=timeout_s)
     types = [t.name for t in prepared.get_parameters()]
     return prepared, [pg_param(params[name], pg_type, name) for name, pg_type in zip(order, types, strict=True)]
 
