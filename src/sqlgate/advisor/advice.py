@@ -8,11 +8,19 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, Field
 from sqlglot import exp
 
 from sqlgate.advisor import capture, complexity, findings, indexes, notes, proof
-from sqlgate.advisor.models import Complexity, CoveredIndex, Finding, IndexSuggestion, PlanSummary
+from sqlgate.advisor.models import (
+    Advice,
+    CoveredIndex,
+    IndexSet,
+    IndexSuggestion,
+    PlanSummary,
+    QueryCost,
+    WorkloadAdvice,
+    WorkloadItem,
+)
 from sqlgate.advisor.scope import Statement, prepare
 from sqlgate.db.dialects.plans import WhatIfFailed
 from sqlgate.db.guard import GuardedTransaction
@@ -24,29 +32,6 @@ from sqlgate.safety.rules import READ_KINDS
 if TYPE_CHECKING:
     from sqlgate.db.engines import Database
     from sqlgate.safety.verdict import Verdict
-
-
-class IndexSet(BaseModel):
-    """The suggested indexes taken together."""
-
-    verified: bool | None = None
-    cost_before: float | None = None
-    cost_after: float | None = Field(default=None, description="estimated cost with every suggestion built")
-    improvement: float | None = Field(default=None, description="share of the cost saved (0.9 = 90 % cheaper)")
-    estimated_size_bytes: int | None = None
-    minimum_marginal_gain: float = proof.MIN_GAIN
-
-
-class Advice(BaseModel):
-    plan: PlanSummary
-    complexity: Complexity
-    findings: list[Finding] = Field(default_factory=list)
-    index_suggestions: list[IndexSuggestion] = Field(default_factory=list)
-    index_set: IndexSet | None = Field(default=None, description="the suggestions as a set: combined cost and size")
-    already_indexed: list[CoveredIndex] = Field(
-        default_factory=list, description="what the query needs that an existing index already provides"
-    )
-    dialect_notes: list[str] = Field(default_factory=list)
 
 
 def statement_to_plan(verdict: Verdict, query: str, analyze: bool) -> exp.Expr:
@@ -101,19 +86,6 @@ async def _transaction(database: Database, writes: bool) -> AsyncIterator[tuple[
             yield tx, tx.connection
     finally:
         await tx.rollback()  # EXPLAIN ANALYZE ran the statement: nothing it did is kept
-
-
-@dataclass
-class WorkloadItem:
-    """One statement of a workload: checked, with its values (or none: a generic plan)."""
-
-    verdict: Verdict
-    statement: exp.Expr
-    params: dict[str, Any]
-    generic: bool = False  # from pg_stat_statements: values unknown
-    text: str | None = None  # the normalised statement, shown back
-    calls: int | None = None
-    total_time_ms: float | None = None
 
 
 @dataclass
@@ -257,25 +229,6 @@ def _shape(selection: proof.Selection | None,
 
 
 # ---------------------------------------------------------------------- workload
-
-
-class QueryCost(BaseModel):
-    query: int = Field(description="position in `queries` (0 first), then the top statements in order")
-    statement: str | None = Field(default=None, description="a top statement's normalised text")
-    calls: int | None = None
-    total_time_ms: float | None = None
-    cost_before: float | None = None
-    cost_after: float | None = None
-    improvement: float | None = None
-    uses: list[str] = Field(default_factory=list, description="suggested indexes the planner uses for it")
-    already_indexed: list[CoveredIndex] = Field(default_factory=list)
-
-
-class WorkloadAdvice(BaseModel):
-    index_suggestions: list[IndexSuggestion] = Field(default_factory=list)
-    index_set: IndexSet | None = None
-    queries: list[QueryCost] = Field(default_factory=list)
-    dialect_notes: list[str] = Field(default_factory=list)
 
 
 async def top_statements(database: Database, limit: int) -> list[tuple[str, int, float]]:

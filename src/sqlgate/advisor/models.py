@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
+
+if TYPE_CHECKING:
+    from sqlglot import exp
+
+    from sqlgate.safety.verdict import Verdict
+
+# An index must save at least this share of some query's cost to be kept (proof.py).
+MIN_GAIN = 0.10
 
 Severity = Literal["high", "medium", "low", "info"]
 # What a scan does, in one vocabulary for every database.
@@ -95,3 +104,61 @@ class CoveredIndex(BaseModel):
     table: str
     columns: list[str]
     existing_index: str
+
+
+# --- what the tools answer (advice.py builds them)
+
+
+class IndexSet(BaseModel):
+    """The suggested indexes taken together."""
+
+    verified: bool | None = None
+    cost_before: float | None = None
+    cost_after: float | None = Field(default=None, description="estimated cost with every suggestion built")
+    improvement: float | None = Field(default=None, description="share of the cost saved (0.9 = 90 % cheaper)")
+    estimated_size_bytes: int | None = None
+    minimum_marginal_gain: float = MIN_GAIN
+
+
+class Advice(BaseModel):
+    plan: PlanSummary
+    complexity: Complexity
+    findings: list[Finding] = Field(default_factory=list)
+    index_suggestions: list[IndexSuggestion] = Field(default_factory=list)
+    index_set: IndexSet | None = Field(default=None, description="the suggestions as a set: combined cost and size")
+    already_indexed: list[CoveredIndex] = Field(
+        default_factory=list, description="what the query needs that an existing index already provides"
+    )
+    dialect_notes: list[str] = Field(default_factory=list)
+
+
+class QueryCost(BaseModel):
+    query: int = Field(description="position in `queries` (0 first), then the top statements in order")
+    statement: str | None = Field(default=None, description="a top statement's normalised text")
+    calls: int | None = None
+    total_time_ms: float | None = None
+    cost_before: float | None = None
+    cost_after: float | None = None
+    improvement: float | None = None
+    uses: list[str] = Field(default_factory=list, description="suggested indexes the planner uses for it")
+    already_indexed: list[CoveredIndex] = Field(default_factory=list)
+
+
+class WorkloadAdvice(BaseModel):
+    index_suggestions: list[IndexSuggestion] = Field(default_factory=list)
+    index_set: IndexSet | None = None
+    queries: list[QueryCost] = Field(default_factory=list)
+    dialect_notes: list[str] = Field(default_factory=list)
+
+
+@dataclass
+class WorkloadItem:
+    """One statement of a workload: checked, with its values (or none: a generic plan)."""
+
+    verdict: Verdict
+    statement: exp.Expr
+    params: dict[str, Any]
+    generic: bool = False  # from pg_stat_statements: values unknown
+    text: str | None = None  # the normalised statement, shown back
+    calls: int | None = None
+    total_time_ms: float | None = None

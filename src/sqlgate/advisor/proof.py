@@ -23,9 +23,9 @@ from typing import Any
 from sqlglot import exp
 
 from sqlgate.advisor.indexes import Candidate, with_include
+from sqlgate.advisor.models import MIN_GAIN
 from sqlgate.db.dialects.plans import IndexSyntax, WhatIfPlan
 
-MIN_GAIN = 0.10  # an index must save at least this share of some query's cost to be kept
 MAX_CANDIDATES = 40  # bounds the planning work of one call (primary shapes first)
 
 

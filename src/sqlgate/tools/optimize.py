@@ -14,16 +14,7 @@ from mcp.server.mcpserver import Context
 from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import BaseModel, Field
 
-from sqlgate.advisor import (
-    Advice,
-    WorkloadAdvice,
-    WorkloadItem,
-    advise,
-    advise_workload,
-    named_placeholders,
-    statement_to_plan,
-)
-from sqlgate.advisor import top_statements as advisor_top_statements
+from sqlgate.advisor.models import Advice, WorkloadAdvice, WorkloadItem
 from sqlgate.db.guard import check_parameters
 from sqlgate.errors import InvalidArgument, SqlgateError
 from sqlgate.tools import checking
@@ -56,6 +47,8 @@ async def query_optimization(
         str | None, Field(description="Name of a configured database (default: the first)")
     ] = None,
 ) -> Annotated[CallToolResult, OptimizationResult]:
+    from sqlgate.advisor.advice import advise, statement_to_plan  # the planner machinery loads on first use
+
     started = time.perf_counter()
     params = require_dict(parameters, "parameters")
     db = await database_for(ctx, database)
@@ -106,6 +99,10 @@ async def workload_optimization(
         str | None, Field(description="Name of a configured database (default: the first)")
     ] = None,
 ) -> Annotated[CallToolResult, WorkloadResult]:
+    from sqlgate.advisor.advice import advise_workload, statement_to_plan
+    from sqlgate.advisor.advice import top_statements as statistics_top
+    from sqlgate.advisor.capture import named_placeholders
+
     started = time.perf_counter()
     queries = queries or []
     if top_statements is not None and not 1 <= top_statements <= MAX_WORKLOAD:
@@ -128,7 +125,7 @@ async def workload_optimization(
             raise
     if top_statements:
         found = 0
-        for text, calls, total_ms in await advisor_top_statements(db, top_statements * 10):
+        for text, calls, total_ms in await statistics_top(db, top_statements * 10):
             # Statistics hold every statement the server ran: only what the policy would let an
             # agent run is advised on (allowed tables, reads or allowed writes); the rest is skipped.
             named = named_placeholders(text)

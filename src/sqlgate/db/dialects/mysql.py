@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import re
 import ssl
@@ -540,25 +541,38 @@ async def _connect_tls_required(**kwargs: Any) -> Any:
     return conn
 
 
-def _sa_aiomysql() -> Any:
+@functools.cache
+def _aiomysql_dialect() -> Any:
     from sqlalchemy.dialects.mysql.aiomysql import MySQLDialect_aiomysql
 
-    return MySQLDialect_aiomysql
+    Base: Any = MySQLDialect_aiomysql
+
+    class SqlgateAiomysqlDialect(Base):  # type: ignore[misc]
+        """SQLAlchemy's aiomysql dialect reading the URL's TLS options: every engine sqlgate
+        creates (pool, health probes, audit sink, migrations, KILL QUERY connections) gets
+        them from the URL alone. Registered as ``mysql+aiomysql`` (dialects/__init__.py)."""
+
+        supports_statement_cache = True  # nothing here changes how SQL is compiled
+
+        def create_connect_args(self, url: URL, _translate_args: Any = None) -> Any:
+            args, opts = super().create_connect_args(url.difference_update_query(MYSQL_URL_OPTIONS))
+            opts.update(mysql_connect_options(url))
+            return args, opts
+
+        def connect(self, *cargs: Any, **cparams: Any) -> Any:
+            if isinstance(cparams.get("ssl"), tls.RequiredContext):
+                cparams.setdefault("async_creator_fn", _connect_tls_required)
+            return super().connect(*cargs, **cparams)
+
+    return SqlgateAiomysqlDialect
 
 
-class SqlgateAiomysqlDialect(_sa_aiomysql()):  # type: ignore[misc]
-    """SQLAlchemy's aiomysql dialect reading the URL's TLS options: every engine sqlgate
-    creates (pool, health probes, audit sink, migrations, KILL QUERY connections) gets
-    them from the URL alone. Registered as ``mysql+aiomysql`` (dialects/__init__.py)."""
+def __getattr__(name: str) -> Any:
+    # SQLAlchemy's registry loads ``SqlgateAiomysqlDialect`` from this module by name
+    # (dialects/__init__.py): SQLAlchemy's MySQL dialect is imported
+    # when an engine needs it, not whenever sqlgate starts.
+    if name == "SqlgateAiomysqlDialect":
+        return _aiomysql_dialect()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
-    supports_statement_cache = True  # nothing here changes how SQL is compiled
 
-    def create_connect_args(self, url: URL, _translate_args: Any = None) -> Any:
-        args, opts = super().create_connect_args(url.difference_update_query(MYSQL_URL_OPTIONS))
-        opts.update(mysql_connect_options(url))
-        return args, opts
-
-    def connect(self, *cargs: Any, **cparams: Any) -> Any:
-        if isinstance(cparams.get("ssl"), tls.RequiredContext):
-            cparams.setdefault("async_creator_fn", _connect_tls_required)
-        return super().connect(*cargs, **cparams)

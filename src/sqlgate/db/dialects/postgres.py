@@ -6,6 +6,7 @@ import asyncio
 import csv
 import datetime as dt
 import decimal
+import functools
 import io
 import itertools
 import json
@@ -913,33 +914,44 @@ def pg_connect_options(url: URL) -> dict[str, Any]:
     return opts
 
 
-def _sa_asyncpg() -> Any:
+@functools.cache
+def _asyncpg_dialect() -> Any:
     from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 
-    return PGDialect_asyncpg
+    Base: Any = PGDialect_asyncpg
+
+    class SqlgateAsyncpgDialect(Base):  # type: ignore[misc]
+        """SQLAlchemy's asyncpg dialect reading the URL's TLS and pooler options: every engine
+        sqlgate creates (pool, health probes, audit sink, migrations, cancel watchers) gets
+        them from the URL alone. Registered as ``postgresql+asyncpg`` (dialects/__init__.py)."""
+
+        supports_statement_cache = True  # nothing here changes how SQL is compiled
+
+        def create_connect_args(self, url: URL) -> Any:
+            args, opts = super().create_connect_args(url.difference_update_query(PG_URL_OPTIONS))
+            opts.update(pg_connect_options(url))
+            return args, opts
+
+        def connect(self, *cargs: Any, **cparams: Any) -> Any:
+            extra = cparams.pop("sqlgate_server_settings", None)  # application_name from the URL
+            if extra:
+                cparams["server_settings"] = {**extra, **(cparams.get("server_settings") or {})}
+            if cparams.get("statement_cache_size") == 0 and isinstance(cparams.get("server_settings"), dict):
+                cparams["server_settings"] = {
+                    k: v for k, v in cparams["server_settings"].items() if k.lower() in POOLER_STARTUP
+                }
+            return super().connect(*cargs, **cparams)
+
+    return SqlgateAsyncpgDialect
 
 
-class SqlgateAsyncpgDialect(_sa_asyncpg()):  # type: ignore[misc]
-    """SQLAlchemy's asyncpg dialect reading the URL's TLS and pooler options: every engine
-    sqlgate creates (pool, health probes, audit sink, migrations, cancel watchers) gets
-    them from the URL alone. Registered as ``postgresql+asyncpg`` (dialects/__init__.py)."""
-
-    supports_statement_cache = True  # nothing here changes how SQL is compiled
-
-    def create_connect_args(self, url: URL) -> Any:
-        args, opts = super().create_connect_args(url.difference_update_query(PG_URL_OPTIONS))
-        opts.update(pg_connect_options(url))
-        return args, opts
-
-    def connect(self, *cargs: Any, **cparams: Any) -> Any:
-        extra = cparams.pop("sqlgate_server_settings", None)  # application_name from the URL
-        if extra:
-            cparams["server_settings"] = {**extra, **(cparams.get("server_settings") or {})}
-        if cparams.get("statement_cache_size") == 0 and isinstance(cparams.get("server_settings"), dict):
-            cparams["server_settings"] = {
-                k: v for k, v in cparams["server_settings"].items() if k.lower() in POOLER_STARTUP
-            }
-        return super().connect(*cargs, **cparams)
+def __getattr__(name: str) -> Any:
+    # SQLAlchemy's registry loads ``SqlgateAsyncpgDialect`` from this module by name
+    # (dialects/__init__.py): SQLAlchemy's PostgreSQL dialect is
+    # imported when an engine needs it, not whenever sqlgate starts.
+    if name == "SqlgateAsyncpgDialect":
+        return _asyncpg_dialect()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class PostgresPoolerDialect(PostgresDialect):
