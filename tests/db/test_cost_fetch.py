@@ -8,7 +8,10 @@ import json
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from sqlgate.db.results import RowBudget
 from tests.conftest import Backend, unique
 
 WIDE = {
@@ -125,3 +128,40 @@ def test_the_budget_sizes_the_next_chunk_from_the_widest_row() -> None:
     small = RowBudget(3, 100_000, 65_536)
     assert not small.take([(1,), (2,), (3,), (4,)]) and small.truncated_by == "max_rows"
     assert [r[0] for r in small.rows] == [1, 2, 3]
+
+
+def _row_by_row(rows: list[tuple[Any, ...]], max_rows: int, max_bytes: int, max_value_bytes: int) -> RowBudget:
+    """The reference: the same rows handed over one at a time (never the whole-chunk path)."""
+    budget = RowBudget(max_rows, max_bytes, max_value_bytes)
+    budget._take_each(rows)
+    return budget
+
+
+_VALUES = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=60),
+    st.binary(max_size=40), st.decimals(allow_nan=False, places=3), st.dates(),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    rows=st.lists(st.tuples(_VALUES, _VALUES, _VALUES), max_size=40),
+    max_rows=st.integers(1, 50),
+    max_bytes=st.integers(1, 3000),
+    max_value_bytes=st.integers(8, 200),
+    chunk=st.integers(1, 45),
+)
+def test_whole_chunks_keep_exactly_what_row_by_row_keeps(
+    rows: list[tuple[Any, ...]], max_rows: int, max_bytes: int, max_value_bytes: int, chunk: int
+) -> None:
+    """A chunk taken in one go (the fast path) keeps the same rows, cuts the same values
+    and stops for the same reason as the rows taken one by one."""
+    budget = RowBudget(max_rows, max_bytes, max_value_bytes)
+    for start in range(0, len(rows), chunk):
+        if not budget.take(rows[start:start + chunk]) and budget.full:
+            break
+    reference = _row_by_row(rows, max_rows, max_bytes, max_value_bytes)
+    assert budget.rows == reference.rows
+    assert (budget.truncated_by, budget.truncated_values, budget.used) == (
+        reference.truncated_by, reference.truncated_values, reference.used
+    )

@@ -27,7 +27,11 @@ from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from typing import Any
 
+import pydantic_core
+
 _SIMPLE = (str, int, bool, type(None))
+# Values that go to JSON as they are, whatever their size (a text is checked for its length).
+_PLAIN = frozenset({int, bool, type(None)})
 
 
 def to_json_safe(value: Any) -> Any:
@@ -145,6 +149,12 @@ class RowBudget:
         """Keep ``rows`` while they fit; False once the result is complete or cut."""
         if self.truncated_by is not None:
             return False
+        rows = rows if isinstance(rows, list) else list(rows)
+        if rows and self._take_whole(rows):
+            return self.truncated_by is None
+        return self._take_each(rows)
+
+    def _take_each(self, rows: list[Sequence[Any]]) -> bool:
         for row in rows:
             if len(self.rows) >= self.max_rows:
                 self.more = True
@@ -167,6 +177,36 @@ class RowBudget:
                 return False
             self.used += size
             self.rows.append(converted)
+        return True
+
+    def _take_whole(self, rows: list[Sequence[Any]]) -> bool:
+        """The common case in one go: every row of the chunk (up to the row cap) fits what
+        is left of the byte budget. Plain values pass as they are, the chunk is sized by one
+        serialisation; False (nothing kept) when it does not fit: ``take`` goes row by row."""
+        room = self.max_rows - len(self.rows)
+        if room <= 0:
+            return False
+        batch = rows if len(rows) <= room else rows[:room]
+        plain, quarter, value, finite = _PLAIN, self.max_value_bytes // 4, self._value, math.isfinite
+        cut_before = self.truncated_values
+        converted = [
+            [
+                v if (t := type(v)) in plain or (t is str and len(v) <= quarter) or (t is float and finite(v))
+                else value(v)
+                for v in row
+            ]
+            for row in batch
+        ]
+        size = len(pydantic_core.to_json(converted, fallback=str)) - 1  # = the sum of _json_size per row
+        if self.used + size > self.max_bytes:
+            self.truncated_values = cut_before
+            return False
+        self.widest = max(self.widest, max(map(_raw_size, batch)))
+        self.used += size
+        self.rows.extend(converted)
+        if len(batch) < len(rows):
+            self.more = True
+            self.truncated_by = "max_rows"
         return True
 
     def _value(self, value: Any, limit: int | None = None) -> Any:
@@ -227,7 +267,8 @@ def _raw_size(row: Sequence[Any]) -> int:
 
 
 def _json_size(row: list[Any]) -> int:
-    return len(json.dumps(row, ensure_ascii=False, separators=(",", ":"), default=str)) + 1
+    """A converted row's share of the budget: its UTF-8 JSON bytes and a separator."""
+    return len(pydantic_core.to_json(row, fallback=str)) + 1
 
 
 def convert_rows(
