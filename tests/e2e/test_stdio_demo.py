@@ -55,3 +55,39 @@ async def test_demo_data_is_deterministic_across_starts(tmp_path: Path) -> None:
         async with Client(params(data_dir)) as client:
             values.append((await client.call_tool("execute_query", query)).structured_content["value"])
     assert values[0] == values[1] and values[0] > 0
+
+
+def test_serve_in_a_terminal_answers_too(tmp_path: Path) -> None:
+    """Run by hand in a terminal (stdin a TTY, not a pipe), `sqlgate serve` still reads
+    and answers: the pipe-only event loop (uvloop) is not used there."""
+    import json
+    import pty
+    import select
+    import time
+
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the server, on the terminal
+        os.environ.update({"SQLGATE_DATA_DIR": str(tmp_path), "HOME": str(tmp_path), "SQLGATE_LOG_LEVEL": "INFO"})
+        os.execv(sys.executable, [sys.executable, "-m", "sqlgate", "serve"])
+
+    def read_until(marker: bytes, seen: bytes) -> bytes:
+        end = time.monotonic() + 30
+        while marker not in seen and time.monotonic() < end:
+            if select.select([fd], [], [], 0.2)[0]:
+                try:
+                    seen += os.read(fd, 65536)
+                except OSError:
+                    break
+        assert marker in seen, seen[-500:]
+        return seen
+
+    try:
+        seen = read_until(b"sqlgate ready", b"")  # typed by a person: after the server is up
+        hello = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "tty", "version": "1"}}}
+        os.write(fd, (json.dumps(hello) + "\n").encode())
+        read_until(b'"serverInfo"', seen)
+    finally:
+        os.kill(pid, 15)
+        os.waitpid(pid, 0)
+        os.close(fd)

@@ -20,7 +20,9 @@ import ipaddress
 import math
 import os
 import signal
+import stat
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from mcp.server.transport_security import TransportSecuritySettings
@@ -136,7 +138,28 @@ def run_stdio(server: Any, settings: Settings) -> None:
         # which stays blocked in readline() until the host closes the pipe.
         _hard_exit(0)
 
-    asyncio.run(serve())
+    # uvloop where it is installed (Linux, macOS) and stdin/stdout are pipes, as MCP hosts
+    # give them: about a tenth less CPU per call. A terminal gets asyncio's loop: uvloop
+    # does not read a TTY through a pipe transport.
+    factory = event_loop_factory() if all(_is_pipe(fd) for fd in (0, 1)) else None
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(serve())
+
+
+def _is_pipe(fd: int) -> bool:
+    try:
+        return stat.S_ISFIFO(os.fstat(fd).st_mode) or stat.S_ISSOCK(os.fstat(fd).st_mode)
+    except OSError:
+        return False
+
+
+def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's event loop factory where uvloop is installed, else None (asyncio's own)."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
 
 
 def _hard_exit(code: int) -> None:
