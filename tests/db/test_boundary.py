@@ -196,3 +196,30 @@ async def test_a_read_after_a_read_sees_what_others_committed_between_them(backe
         await backend.aexecute(f"INSERT INTO {table} VALUES (2)")
         again = await client.call_tool("execute_query", {"query": sql})
         assert again.structured_content["rows"] == [[2]], again.content
+
+
+async def test_a_sqlite_read_too_long_for_the_event_loop_moves_to_the_driver_thread(
+    sqlite_backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Short SQLite reads run on the event loop; one past INLINE_S is interrupted there and
+    runs again on aiosqlite's thread, with the same answer (not a timeout, no rows twice)."""
+    from sqlgate.db.dialects import sqlite as sqlite_dialect
+
+    outcomes: list[bool] = []
+    inline = sqlite_dialect._inline_read
+
+    def observed(*args: Any) -> Any:
+        result = inline(*args)
+        outcomes.append(result is not None)
+        return result
+
+    monkeypatch.setattr(sqlite_dialect, "_inline_read", observed)
+    heavy = ("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300000) "
+             "SELECT sum(i) AS total, max(i) AS top FROM n")
+    async with sqlite_backend.client(log_level="WARNING") as client:
+        light = await client.call_tool("execute_query", {"query": "SELECT 40 + 2 AS answer"})
+        assert light.structured_content["rows"] == [[42]], light.content
+        result = await client.call_tool("execute_query", {"query": heavy})
+        assert not result.is_error, result.content
+        assert result.structured_content["rows"] == [[300000 * 300001 // 2, 300000]]
+    assert outcomes == [True, False]  # the light read stayed, the heavy one moved

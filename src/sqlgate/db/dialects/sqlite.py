@@ -35,6 +35,8 @@ from sqlgate.errors import InvalidArgument, SqlgateError
 from sqlgate.logging import get_logger
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from sqlalchemy.engine import URL
 
     from sqlgate.db.results import RowBudget
@@ -185,17 +187,10 @@ class SQLiteDialect(Dialect):
         armed_here = not deadline.armed
         if armed_here:
             deadline.arm(timeout_ms)
-        raw = conn._conn  # the sqlite3.Connection, used only on aiosqlite's own thread
-        # A lock wait (busy timeout) is not seen by the progress handler: keep it inside
-        # the call's deadline so a held lock reports DB_BUSY, not a late TIMEOUT.
-        busy_ms = min(timeout_ms * 4 // 5, _BUSY_TIMEOUT_MS)
-        set_busy = busy_ms != getattr(conn, "_sqlgate_busy_ms", _BUSY_TIMEOUT_MS)
-        conn._sqlgate_busy_ms = busy_ms
+        raw = conn._conn  # the sqlite3.Connection (opened with check_same_thread=False)
 
         def run() -> RawResult:
-            # Execute, fetch and close in one hop to the driver thread (not three).
-            if set_busy:
-                raw.execute(f"PRAGMA busy_timeout = {int(busy_ms)}")
+            # Execute, fetch and close in one go (one hop to the driver thread, not three).
             cur = raw.execute(sql, args)
             try:
                 if cur.description is None:
@@ -214,7 +209,24 @@ class SQLiteDialect(Dialect):
                 cur.close()
 
         try:
-            return await conn._execute(run)  # type: ignore[no-any-return]
+            # Not count(): a bare count(*) is one VM instruction the progress handler never
+            # interrupts (a full-table count would hold the event loop).
+            if isinstance(statement, exp.Query) and not raw.in_transaction and statement.find(exp.Count) is None:
+                done = _inline_read(conn, raw, run, budget, deadline)
+                if done is not None:
+                    return done
+            # A lock wait (busy timeout) is not seen by the progress handler: keep it inside
+            # the call's deadline so a held lock reports DB_BUSY, not a late TIMEOUT.
+            busy_ms = min(timeout_ms * 4 // 5, _BUSY_TIMEOUT_MS)
+            set_busy = busy_ms != getattr(conn, "_sqlgate_busy_ms", _BUSY_TIMEOUT_MS)
+            conn._sqlgate_busy_ms = busy_ms
+
+            def in_thread() -> RawResult:
+                if set_busy:
+                    raw.execute(f"PRAGMA busy_timeout = {int(busy_ms)}")
+                return run()
+
+            return await conn._execute(in_thread)  # type: ignore[no-any-return]
         finally:
             if armed_here:
                 deadline.disarm()
@@ -443,6 +455,39 @@ def _sqlite_what_if(
         used.append(ok and bool(hits))
         detail.append("; ".join(hits))
     return WhatIfPlan(cost=None, used=used, sizes=[None] * len(indexes), detail=detail)
+
+
+# A read outside a transaction first runs right on the event loop, with no lock wait and
+# this much time at most (the progress handler interrupts it every 1,000 VM instructions);
+# most take microseconds and are done without the round trip to aiosqlite's thread. A
+# longer one moves there and runs again.
+INLINE_S = 0.002
+
+
+def _inline_read(
+    conn: Any, raw: Any, run: Callable[[], RawResult], budget: RowBudget, deadline: _Deadline
+) -> RawResult | None:
+    """``run()`` on this thread, or None (nothing kept) when it needs a lock wait or more
+    than INLINE_S: the caller runs it again on the driver's thread."""
+    import sqlite3
+
+    busy = getattr(conn, "_sqlgate_busy_ms", _BUSY_TIMEOUT_MS)
+    real = deadline.at
+    inline_end = time.monotonic() + INLINE_S
+    deadline.at = inline_end if real is None else min(real, inline_end)
+    raw.execute("PRAGMA busy_timeout = 0")  # a held lock answers at once, never blocks the loop
+    try:
+        return run()
+    except sqlite3.OperationalError as exc:
+        text, name = str(exc), getattr(exc, "sqlite_errorname", "") or ""
+        interrupted = "interrupted" in text and (real is None or time.monotonic() < real)
+        if interrupted or name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "is locked" in text:
+            budget.reset()
+            return None
+        raise
+    finally:
+        deadline.at = real
+        raw.execute(f"PRAGMA busy_timeout = {int(busy)}")
 
 
 class _Deadline:
