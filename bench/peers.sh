@@ -16,6 +16,7 @@ HARNESS=${PEERS_HARNESS:-$ROOT/../shared/peers}
 install() {  # venv source: a fresh copy of the source, whatever version it says
   if [ -x "$1/bin/python" ]; then
     "$1/bin/pip" install -q --force-reinstall --no-deps "$2" >/dev/null
+    "$1/bin/pip" install -q "$2" >/dev/null  # dependencies added since (uvloop, ...)
   else
     python3 -m venv "$1" && "$1/bin/pip" install -q "$2" >/dev/null
   fi
