@@ -244,3 +244,20 @@ async def test_a_pooled_connection_the_server_closed_while_idle_is_replaced(
         assert not after.is_error, after.content
         assert after.structured_content["rows"] == [[2]]
         assert await checked_out(client) == 0
+
+
+@pytest.mark.parametrize("timeout_s", [None, 7], ids=["plain-read", "transaction"])
+async def test_a_pooled_connection_reset_on_the_network_while_idle_is_replaced(
+    server: Backend, proxy: Proxy, timeout_s: float | None
+) -> None:
+    """The link of an idle pooled connection is reset (RST, as a load balancer or a
+    restarted proxy does): the driver has seen it, so the next call gets a new connection
+    instead of an error."""
+    async with server.client(database_url=proxy.url(server.url), **settings(server)) as client:
+        first, _ = await query(client, "SELECT 1 AS one")
+        assert not first.is_error, first.content
+        proxy.reset()
+        await asyncio.sleep(0.2)
+        after, _ = await query(client, "SELECT 2 AS two", timeout_s)
+        assert not after.is_error, after.content
+        assert after.structured_content["rows"] == [[2]]

@@ -239,9 +239,10 @@ class MySQLDialect(Dialect):
         # aiomysql reads through an asyncio StreamReader: the server's end of the stream
         # (KILL, wait_timeout, a restart) is fed to it even while nothing is read, and an
         # idle connection has nothing unread unless the server sent an error before closing.
+        # A reset (RST) is fed to it as an exception instead.
         reader = getattr(conn, "_reader", None)
         return reader is not None and not reader.at_eof() and not getattr(reader, "_eof", False) \
-            and not getattr(reader, "_buffer", b"")
+            and reader.exception() is None and not getattr(reader, "_buffer", b"")
 
     def abort(self, conn: Any) -> None:
         conn.close()  # aiomysql: closes the transport, no COM_QUIT round trip
