@@ -159,9 +159,14 @@ def call_key(node: exp.Func, profile: SafetyProfile) -> str:
 
 
 def _classes_and_names(entry_sql: str, profile: SafetyProfile) -> tuple[set[type[exp.Expr]], set[str]]:
+    return _calls_of(_parse_expressions(entry_sql, profile), profile)
+
+
+def _calls_of(expressions: list[exp.Expr], profile: SafetyProfile) -> tuple[set[type[exp.Expr]], set[str]]:
+    """The typed call classes and the opaque call names at the top of ``expressions``."""
     classes: set[type[exp.Expr]] = set()
     names: set[str] = set()
-    for expression in _parse_expressions(entry_sql, profile):
+    for expression in expressions:
         call = _outer_call(expression)
         if call is None:
             continue
@@ -188,9 +193,10 @@ def spelling(node: exp.Func, source: str | None, profile: SafetyProfile) -> str 
     return text.lower() if _NAME.match(text) else None
 
 
-def _spellings_in(sql: str, profile: SafetyProfile) -> set[str]:
+def _spellings_in(sql: str, profile: SafetyProfile, expressions: list[exp.Expr] | None = None) -> set[str]:
+    """How the typed calls in ``sql`` are written (``expressions``: ``sql`` already parsed)."""
     found: set[str] = set()
-    for expression in _parse_expressions(sql, profile):
+    for expression in _parse_expressions(sql, profile) if expressions is None else expressions:
         for node in expression.find_all(exp.Func):
             if not isinstance(node, exp.Anonymous):
                 written = spelling(node, sql, profile)
@@ -215,22 +221,25 @@ def _base(profile: SafetyProfile) -> tuple[
     classes: set[type[exp.Expr]] = set()
     by_name: dict[str, frozenset[type[exp.Expr]]] = {}
     for entry in data.entries():
-        found_classes, found_names = _classes_and_names(entry.query(), profile)
+        query = entry.query()
+        parsed = _parse_expressions(query, profile)  # once: read, never changed, below
+        found_classes, found_names = _calls_of(parsed, profile)
         names |= found_names
         names.add(entry.name)
         classes |= found_classes
         by_name[entry.name] = by_name.get(entry.name, frozenset()) | found_classes
         spellings.add(entry.name)
-        spellings |= _spellings_in(entry.query(), profile)
+        spellings |= _spellings_in(query, profile, parsed)
         # sqlglot wraps column arguments in conversions it does not add around literals
         # (strftime(fmt, col) holds TsOrDsToTimestamp(col)): admit what the call itself
         # implies, from the sample with every string literal replaced by a column.
-        variant = _STRING.sub("x", entry.query())
-        for expression in _parse_expressions(variant, profile):
+        variant = _STRING.sub("x", query)
+        for expression in parsed if variant == query else _parse_expressions(variant, profile):
             classes.update(type(n) for n in expression.find_all(exp.Func) if not isinstance(n, exp.Anonymous))
     for _what, sample in data.syntax:
-        spellings |= _spellings_in(f"SELECT {sample}", profile)
-        for expression in _parse_expressions(f"SELECT {sample}", profile):
+        parsed = _parse_expressions(f"SELECT {sample}", profile)
+        spellings |= _spellings_in(f"SELECT {sample}", profile, parsed)
+        for expression in parsed:
             for node in expression.find_all(exp.Func):
                 if isinstance(node, exp.Anonymous):
                     names.add(call_key(node, profile))  # ROW(...)
