@@ -367,7 +367,12 @@ class _Resolver:
         parent = node.parent
         while parent is not None:
             if isinstance(parent, exp.CTE):
-                return None  # a CTE body sees no outer query level
+                # A CTE body does not see the level that owns its WITH, but it does see the
+                # levels around that one: PostgreSQL and SQLite correlate a WITH inside a
+                # subquery (`SELECT (WITH x AS (SELECT c.ssn) ...) FROM customers c`).
+                with_ = parent.parent
+                owner = with_.parent if with_ is not None else None
+                return self.outer(owner) if owner is not None else None
             if _is_query(parent):
                 return self.scope(parent)
             parent = parent.parent
@@ -400,7 +405,8 @@ class _Resolver:
         found: list[exp.Expr] = []
         for node in self.statement.walk(bfs=False):
             kind = type(node)
-            if kind is exp.Column or kind is exp.Star or kind is exp.Join:
+            if (kind is exp.Column or kind is exp.Star or kind is exp.Join
+                    or (kind is exp.Dot or kind is exp.EQ) and self.profile.string_identifiers):
                 found.append(node)
             elif _is_query_type(kind):
                 if kind is exp.Insert:
@@ -418,6 +424,10 @@ class _Resolver:
                     self.check_star(node)  # type: ignore[arg-type]
             elif kind is exp.Join:
                 self.check_join(node)  # type: ignore[arg-type]
+            elif kind is exp.Dot:
+                self.check_dotted_string(node)  # type: ignore[arg-type]
+            elif kind is exp.EQ:
+                self.check_string_target(node)  # type: ignore[arg-type]
             else:
                 self.check_insert(node)  # type: ignore[arg-type]
 
@@ -498,6 +508,43 @@ class _Resolver:
             owner, _ = self.lookup(scope, name)
             if owner is not None and owner.protected:
                 raise _deny_star(f"the whole-row reference {column.name}", owner)
+
+    def check_dotted_string(self, dot: exp.Dot) -> None:
+        """SQLite reads ``'c'.ssn``, ``'c'.'ssn'``, ``'main'.c.ssn`` and ``'c'.*`` as column
+        references (a string is a name after a dot); sqlglot parses them as a ``Dot`` of
+        literals. Resolve them as the column they name."""
+        if isinstance(dot.parent, exp.Dot):
+            return  # part of a longer chain: judged at its top
+        parts = _name_chain(dot)
+        if parts is None:
+            if any(isinstance(n, exp.Literal) and n.is_string for n in _chain_leaves(dot)):
+                raise _deny_unresolved(dot.sql(self.profile.sqlglot_dialect))
+            return
+        if not any(isinstance(p, exp.Literal) for p in parts):
+            return  # no string in a name's place: not SQLite's quirk
+        if not 2 <= len(parts) <= 4 or any(isinstance(p, exp.Star) for p in parts[:-1]):
+            raise _deny_unresolved(dot.sql(self.profile.sqlglot_dialect))
+        names: list[exp.Expr] = [p if isinstance(p, exp.Star) else _as_identifier(p) for p in parts]
+        column = exp.Column(this=names[-1], table=names[-2],
+                            db=names[-3] if len(names) > 2 else None,
+                            catalog=names[-4] if len(names) > 3 else None)
+        column.parent = dot.parent  # resolved at the level the dotted name stands in
+        self.check_column(column)
+
+    def check_string_target(self, eq: exp.EQ) -> None:
+        """``UPDATE t SET 'ssn' = ...`` (and ``('a', 'ssn') = (...)``, ``DO UPDATE SET``):
+        SQLite writes the column a string names."""
+        if not isinstance(eq.parent, (exp.Update, exp.OnConflict)):
+            return
+        target = eq.this
+        while isinstance(target, exp.Paren):
+            target = target.this  # SET ('ssn') = ('x')
+        targets = target.expressions if isinstance(target, exp.Tuple) else [target]
+        for item in targets:
+            if isinstance(item, exp.Literal) and item.is_string:
+                column = exp.Column(this=_as_identifier(item))
+                column.parent = eq
+                self.check_column(column)
 
     def check_star(self, star: exp.Star) -> None:
         parent = star.parent
@@ -585,6 +632,32 @@ def _is_query(node: exp.Expr) -> bool:
         return False
     # MERGE ... WHEN ... THEN UPDATE/INSERT/DELETE: part of the MERGE's level.
     return not (isinstance(node, _DML_IN_MERGE) and isinstance(node.parent, exp.When))
+
+
+def _name_chain(node: exp.Expr) -> list[exp.Expr] | None:
+    """The parts of a dotted name (identifiers, string literals, a final ``*``), or None
+    when ``node`` is something else (a field of a value)."""
+    if isinstance(node, exp.Dot):
+        left, right = _name_chain(node.this), _name_chain(node.expression)
+        return left + right if left is not None and right is not None else None
+    if isinstance(node, exp.Column):
+        parts = [node.args.get(k) for k in ("catalog", "db", "table", "this")]
+        return [p for p in parts if p is not None]
+    if isinstance(node, (exp.Identifier, exp.Star)) or (isinstance(node, exp.Literal) and node.is_string):
+        return [node]
+    return None
+
+
+def _chain_leaves(node: exp.Expr) -> list[exp.Expr]:
+    if isinstance(node, exp.Dot):
+        return _chain_leaves(node.this) + _chain_leaves(node.expression)
+    return [node]
+
+
+def _as_identifier(part: exp.Expr) -> exp.Identifier:
+    if isinstance(part, exp.Identifier):
+        return part.copy()
+    return exp.Identifier(this=str(part.this), quoted=True)
 
 
 def _outputs(query: exp.Expr) -> tuple[str, ...] | None:

@@ -14,9 +14,10 @@ from sqlglot import exp
 from sqlgate.errors import PolicyViolation
 from sqlgate.safety.profiles import ExplainSyntax, SafetyProfile
 
-# PostgreSQL EXPLAIN options that only change how the plan is shown.
+# PostgreSQL EXPLAIN options that only change how the plan is shown. Not SETTINGS: it
+# prints the server settings changed from their defaults (current_setting by other means).
 _SAFE_OPTIONS = {
-    "VERBOSE", "COSTS", "SETTINGS", "SUMMARY", "FORMAT", "TEXT", "JSON", "XML", "YAML",
+    "VERBOSE", "COSTS", "SUMMARY", "FORMAT", "TEXT", "JSON", "XML", "YAML",
     "GENERIC_PLAN", "MEMORY", "TRUE", "FALSE", "ON", "OFF", "0", "1",
 }
 _PAREN_OPTIONS = re.compile(r"^\(([^()]*)\)\s*", re.DOTALL)
@@ -45,8 +46,9 @@ def split_explain(command: exp.Command, profile: SafetyProfile) -> tuple[str, st
     if match:
         words = re.split(r"[\s,]+", match.group(1).strip().upper())
         for item in match.group(1).upper().split(","):
-            # ANALYZE false / off / 0 is a plain EXPLAIN: it does not execute.
-            name, _, value = item.strip().partition(" ")
+            # ANALYZE false / off / 0 is a plain EXPLAIN: it does not execute. Any
+            # whitespace separates the name from its value (`ANALYZE<tab>true`).
+            name, _, value = " ".join(item.split()).partition(" ")
             if name in ("ANALYZE", "ANALYSE") and value.strip() not in ("FALSE", "OFF", "0"):
                 raise _deny_analyze()
         words = [w for w in words if w not in ("ANALYZE", "ANALYSE")]

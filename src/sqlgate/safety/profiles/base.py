@@ -107,6 +107,9 @@ class SafetyProfile:
     ``MAX_EXECUTION_TIME(n)``): allowed with a literal at or below the policy's timeout."""
     rowid_names: frozenset[str] = frozenset()
     """Pseudo-columns that may alias a real column (SQLite ``rowid``, MySQL ``_rowid``)."""
+    string_identifiers: bool = False
+    """A string literal where only a name can stand is that name (SQLite: ``'c'.ssn``,
+    ``'c'.*``, ``UPDATE t SET 'ssn' = ...``); sqlglot keeps it a literal."""
     strings: StringSyntax = StringSyntax()
     """How the server reads string literals (checked before parsing, used to write them back)."""
     positional_placeholder: str = "?"

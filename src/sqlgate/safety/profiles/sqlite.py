@@ -41,4 +41,6 @@ PROFILE = SafetyProfile(
     # WITH a AS (SELECT * FROM b), b AS (...): SQLite resolves b to the later CTE.
     ctes_see_all_siblings=True,
     rowid_names=frozenset({"rowid", "oid", "_rowid_"}),
+    # SQLite's grammar takes a string as a name after a dot and as a SET target.
+    string_identifiers=True,
 )
