@@ -16,6 +16,7 @@ from mcp.types import CallToolResult, TextContent
 from pydantic import BaseModel
 
 from sqlgate import safety
+from sqlgate.calls import current_call
 from sqlgate.calls import record as record  # the tools' way to note facts on the call
 from sqlgate.errors import InvalidArgument
 from sqlgate.safety.shapes import check_shape
@@ -60,7 +61,11 @@ def check_sql(database: Database, sql: str, *, hoist: bool = False) -> Verdict:
     for callers that run the verdict through ``db.guard`` (which binds them) and do not
     read literal values from its tree.
     """
-    record(sql=sql)
+    call = current_call.get()
+    earlier = call.sql if call is not None else None
+    # A call that checks several statements (transaction_manager's operations, a workload)
+    # records them all, in order: the audit row holds every one, not just the last.
+    record(sql=sql if earlier is None else f"{earlier};\n{sql}")
     try:
         primed = checking.take(database, sql)  # a long text already checked off the loop
         if isinstance(primed, Exception):
@@ -74,7 +79,10 @@ def check_sql(database: Database, sql: str, *, hoist: bool = False) -> Verdict:
     except Exception:
         record(verdict="denied")
         raise
-    record(verdict="allowed", statement_kind=verdict.statement_kind, tables=list(verdict.tables))
+    tables = list(verdict.tables)
+    if call is not None and earlier is not None:
+        tables = list(dict.fromkeys([*call.tables, *tables]))
+    record(verdict="allowed", statement_kind=verdict.statement_kind, tables=tables)
     return verdict
 
 
