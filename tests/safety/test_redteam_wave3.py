@@ -512,3 +512,21 @@ def test_offline_check_refuses_without_reflected_columns(dialect: str, sql: str)
     with pytest.raises(safety.PolicyViolation) as denied:
         safety.check(sql, dialect, policy)
     assert denied.value.code == "COLUMN_NOT_ALLOWED"
+
+
+@pytest.mark.parametrize("sql", [
+    "WITH CUST AS (SELECT 1 AS x) SELECT ssn FROM cust",
+    "WITH Cust AS (SELECT 1 AS ssn) SELECT c.ssn FROM cust c",
+    "WITH CUST AS (SELECT 1 AS x) SELECT (SELECT ssn FROM cust LIMIT 1)",
+])
+def test_a_cte_named_in_another_case_does_not_hide_the_table_where_names_are_exact(sql: str) -> None:
+    """MySQL with lower_case_table_names=0 compares names exactly: `cust` is then the table,
+    not the CTE `CUST`, and its denied column stays denied (MariaDB, which matches CTE names
+    loosely, gets a refusal it did not need: the safe side)."""
+    policy = Policy(allowed_tables=("cust",), denied_columns=("cust.ssn",), exact_table_names=True,
+                    table_columns=("cust\x1fid\x1fssn",))
+    with pytest.raises(safety.PolicyViolation) as denied:
+        safety.check(sql, "mysql", policy)
+    assert denied.value.code == "COLUMN_NOT_ALLOWED"
+    loose = Policy(allowed_tables=("cust",), denied_columns=("cust.ssn",), table_columns=("cust\x1fid\x1fssn",))
+    safety.check("WITH cust AS (SELECT 1 AS ssn) SELECT ssn FROM cust", "mysql", loose)  # the CTE itself: fine

@@ -220,9 +220,13 @@ class _Resolver:
         denied: tuple[DeniedColumn, ...],
         known: dict[TableName, tuple[str, ...]],
         default: str | None,
+        cte_profile: SafetyProfile | None = None,
     ) -> None:
         self.statement = statement
         self.profile = profile
+        # Which names are CTEs is decided as the database compares names (exact where
+        # lower_case_table_names=0): a reference is a CTE only if the database reads it so.
+        self.cte_profile = cte_profile or profile
         self.denied = denied
         self.known = known
         self.default = default
@@ -240,7 +244,9 @@ class _Resolver:
         if not isinstance(table.this, exp.Identifier):
             return _Source(names, label, visible=_alias_names(table))
         name = table_name(table, self.profile)
-        if name.schema is None and cte_visible(table, name.name, self.profile, self.memo):
+        if name.schema is None and cte_visible(
+            table, table_name(table, self.cte_profile).name, self.cte_profile, self.memo
+        ):
             return _Source(names, label, visible=_alias_names(table))
         cols = _columns_of(name, self.denied, self.default)
         if not cols:
@@ -736,8 +742,11 @@ def check_columns(
         return
     # The registered profile, not a per-database exact-case variant: which tables a
     # denied column protects is compared as loosely as the dialect allows (a policy
-    # entry `Customers.ssn` still protects `customers`): protecting more is safe.
-    profile = profiles.get(profiles.get(dialect).name)
+    # entry `Customers.ssn` still protects `customers`): protecting more is safe. Whether
+    # a name is a CTE follows the database's own rule (the variant): with exact names
+    # `WITH CUST AS (...) SELECT ssn FROM cust` reads the table cust, not the CTE.
+    cte_profile = profiles.get(dialect)
+    profile = profiles.get(cte_profile.name)
     denied = _parse_denied(entries, profile)
     if not denied:
         return
@@ -748,7 +757,7 @@ def check_columns(
     else:
         return  # no table with denied columns: nothing to resolve
     known = _parse_columns(table_columns, profile) if table_columns else {}
-    _Resolver(statement, profile, denied, known, default).check()
+    _Resolver(statement, profile, denied, known, default, cte_profile).check()
 
 
 def protected_tables(
