@@ -74,6 +74,20 @@ async def test_every_call_is_recorded_with_its_fields(tmp_path: Path) -> None:
     assert invalid["code"] == "INVALID_ARGUMENT" and invalid["outcome"] == "error"
 
 
+async def test_resource_reads_are_recorded_too(tmp_path: Path) -> None:
+    """schema:// reads are calls like the tools: each one an audit row, with what it described."""
+    async with demo_client(tmp_path) as client:
+        text = await client.read_resource("schema://demo/customers")
+        assert "customers" in str(text)
+        with pytest.raises(Exception):  # noqa: B017,PT011 - the SDK's error type for a failed read
+            await client.read_resource("schema://demo/no_such_table")
+    rows = [row for row in audit_rows(tmp_path) if row["tool"] == "read_resource"]
+    assert len(rows) == 2
+    assert rows[0]["database_name"] == "demo" and rows[0]["table_names"] == "customers"
+    assert rows[0]["outcome"] == "ok"
+    assert rows[1]["outcome"] == "error" and rows[1]["code"] == "TABLE_NOT_ALLOWED"
+
+
 @pytest.mark.parametrize("mode", ["hash", "plain", "redact"])
 async def test_parameter_modes(tmp_path: Path, mode: str) -> None:
     async with demo_client(tmp_path, audit_parameters=mode) as client:

@@ -126,6 +126,32 @@ class SqlgateServer(MCPServer[Runtime]):
             for hook in self.after_call:
                 hook(call, outcome, code, time.perf_counter() - started)
 
+    async def read_resource(self, uri: Any, context: Any = None) -> Any:
+        """A resource read (``schema://...``) is recorded like a tool call: one log event and
+        one audit row (tool ``read_resource``, the database and the tables it described)."""
+        call = CallRecord(tool="read_resource", request_id=uuid.uuid4().hex[:16], client=client_name(context))
+        token = current_call.set(call)
+        started = time.perf_counter()
+        outcome, code = "ok", None
+        try:
+            return await super().read_resource(uri, context)
+        except Exception as exc:
+            outcome = "error"
+            code = getattr(exc, "sqlgate_code", None) or type(exc).__name__
+            raise
+        except BaseException:
+            outcome = "cancelled"
+            raise
+        finally:
+            current_call.reset(token)
+            (log.debug if outcome == "ok" else log.info)(
+                "resource read", uri=mask_secrets(str(uri))[:300], request_id=call.request_id,
+                database=call.database, tables=call.tables or None, outcome=outcome, code=code,
+                ms=round((time.perf_counter() - started) * 1000, 2),
+            )
+            for hook in self.after_call:
+                hook(call, outcome, code, time.perf_counter() - started)
+
     async def list_tools(self) -> list[MCPTool]:
         """The tools, with write tools left out when every database is read-only."""
         return [tool for tool in await super().list_tools() if tool.name not in self.hidden_tools]

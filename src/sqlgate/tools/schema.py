@@ -177,11 +177,16 @@ async def describe_schema(
 async def _resource_text(ctx: Context[Any], database: str, table: str | None) -> str:
     try:
         db = runtime(ctx).databases.get(database)
+        record(database=db.name)
         await db.ensure_ready()
-        return render_text(await describe(db, [table] if table else None, refresh=False))
+        result = await describe(db, [table] if table else None, refresh=False)
+        record(tables=[t.name for t in result.tables], rows=len(result.tables))
+        return render_text(result)
     except SqlgateError as error:
         # Resource reads have no isError result: the error travels as the protocol error text.
-        raise ResourceError(json.dumps({"error": error.to_dict()})) from None
+        failed = ResourceError(json.dumps({"error": error.to_dict()}))
+        failed.sqlgate_code = error.code  # type: ignore[attr-defined]  # for the audit row (server/app.py)
+        raise failed from None
 
 
 async def database_schema(database: str, ctx: Context[Any]) -> str:
