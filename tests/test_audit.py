@@ -72,6 +72,7 @@ async def test_every_call_is_recorded_with_its_fields(tmp_path: Path) -> None:
     assert refused["outcome"] == "error" and refused["row_count"] is None
     invalid = rows[n + 1]
     assert invalid["code"] == "INVALID_ARGUMENT" and invalid["outcome"] == "error"
+    assert invalid["sql_text"] == "SELECT 1"  # refused for its arguments: what was sent is kept
 
 
 async def test_resource_reads_are_recorded_too(tmp_path: Path) -> None:

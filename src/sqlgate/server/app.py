@@ -66,6 +66,21 @@ def _validation_error(exc: ValidationError) -> InvalidArgument:
     )
 
 
+def _sql_sent(arguments: Any) -> str | None:
+    """The SQL text(s) in a call's arguments, for the audit row of a call refused before its
+    statements were checked (invalid arguments): ``query``, or each operation's / query's."""
+    if not isinstance(arguments, dict):
+        return None
+    texts: list[str] = []
+    if isinstance(arguments.get("query"), str):
+        texts.append(arguments["query"])
+    for key in ("operations", "queries"):
+        items = arguments.get(key)
+        if isinstance(items, list):
+            texts.extend(i["query"] for i in items if isinstance(i, dict) and isinstance(i.get("query"), str))
+    return ";\n".join(texts) or None
+
+
 class SqlgateServer(MCPServer[Runtime]):
     """MCPServer with sqlgate's tool boundary."""
 
@@ -101,6 +116,8 @@ class SqlgateServer(MCPServer[Runtime]):
             else:
                 error = SqlgateError(mask_secrets(str(exc)), "")
             outcome, code = "error", error.code
+            if call.sql is None:  # refused before any statement was checked: keep what was sent
+                call.sql = _sql_sent(arguments)
             return error_result(error)
         except BaseException:
             outcome = "cancelled"  # cancelled, or a protocol error: the caller gets no result
