@@ -130,6 +130,17 @@ def referenced_tables(statement: exp.Expr, dialect: str | SafetyProfile) -> list
     profile = profiles.get(dialect)
     found: list[TableName] = []
     memo: dict[int, dict[str, int]] = {}
+    for member in statement.find_all(exp.In):
+        if member.args.get("field") is not None:
+            # SQLite reads ``x IN name`` (no parentheses) as ``x IN (SELECT * FROM name)``
+            # and ``x IN f(...)`` as a table function; sqlglot reads a column or a call.
+            # Admitted: a parenthesised list or subquery, whose tables are resolved.
+            raise PolicyViolation(
+                f"{member.sql(profile.sqlglot_dialect)[:80]}: IN followed by a bare name or call reads "
+                "a whole table, which sqlgate does not resolve",
+                "write the list or subquery in parentheses: x IN (SELECT column FROM table)",
+                code="TABLE_NOT_ALLOWED",
+            )
     for table in statement.find_all(exp.Table):
         if table.this is None and table.args.get("rows_from"):
             continue  # ROWS FROM (f(...), ...): its table functions are found on their own
