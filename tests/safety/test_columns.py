@@ -240,6 +240,14 @@ def test_mysql_exact_table_names_profile() -> None:
     ("Duplicate entry 'x' for key 'y-123-45' for key 'name_ssn' (error 1062)", "123-45"),
     ("DETAIL:  Key (name, ssn)=(x) already exists, 123-45) already exists. (SQLSTATE 23505)", "123-45"),
     ('invalid input syntax for type integer: "123-45" (SQLSTATE 22P02)', "123-45"),
+    # an exclusion constraint quotes the other row's key too
+    ('conflicting key value violates exclusion constraint "ex"\nDETAIL:  Key (ssn)=(A) conflicts with '
+     "existing key (ssn)=(123-45). (SQLSTATE 23P01)", "123-45"),
+    # a row no partition takes (lower-case "failing row")
+    ('no partition of relation "p" found for row\nDETAIL:  Partition key of the failing row contains '
+     "(name, ssn) = (Bob, 123-45). (SQLSTATE 23514)", "123-45"),
+    # a DETAIL text of no known shape is masked whole
+    ('new row violates something\nDETAIL:  Some future format quoting 123-45 somewhere. (SQLSTATE 23514)', "123-45"),
 ])
 def test_redaction_removes_quoted_values(message: str, secret: str) -> None:
     redacted = redact_text(message)

@@ -49,7 +49,38 @@ def _mask_tail(line: str, start: int, end: re.Pattern[str] | None = None) -> str
     return f"{line[:start]}({MASK}" + (keep if keep.startswith(")") else ")" + keep)
 
 
+# A PostgreSQL DETAIL line is kept in one of the shapes below, its values masked; any
+# other DETAIL text is masked whole (admit the known shapes; never guess where values are).
+_PG_DETAIL = re.compile(r"^(\s*DETAIL:\s*)(.*?)(\s*\(SQLSTATE [0-9A-Z]+\))?\s*$")
+_COLS = r"(?:[^()]|\([^()]*\))*"
+_PG_DETAIL_SHAPES: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(rf"Key \(({_COLS})\)=\(.*\) (already exists|is not present in table \"[^\"]*\""
+                rf"|is still referenced from table \"[^\"]*\")\.?"), "Key ({0})=({mask}) {1}."),
+    (re.compile(rf"Key \(({_COLS})\)=\(.*?\) conflicts with existing key \(({_COLS})\)=\(.*\)\.?"),
+     "Key ({0})=({mask}) conflicts with existing key ({1})=({mask})."),
+    (re.compile(r"Failing row contains \(.*\)\.?"), "Failing row contains ({mask})."),
+    (re.compile(rf"Partition key of the failing row contains \(({_COLS})\) = \(.*\)\.?"),
+     "Partition key of the failing row contains ({0}) = ({mask})."),
+)
+
+
+def _redact_detail(line: str) -> str | None:
+    """A PostgreSQL ``DETAIL:`` line with its values masked (None: not a DETAIL line)."""
+    found = _PG_DETAIL.match(line)
+    if found is None:
+        return None
+    prefix, body, code = found.group(1), found.group(2), found.group(3) or ""
+    for shape, template in _PG_DETAIL_SHAPES:
+        match = shape.fullmatch(body)
+        if match is not None:
+            return prefix + template.format(*match.groups(), mask=MASK) + code
+    return prefix + MASK + code
+
+
 def _redact_line(line: str) -> str:
+    detail = _redact_detail(line)
+    if detail is not None:
+        return detail
     key = _PG_KEY.search(line)
     if key is not None:
         return _mask_tail(line, key.end(), _PG_KEY_END)
