@@ -354,3 +354,17 @@ def test_nesting_keeps_the_verdict_of_the_innermost_read(
     reads = "ssn" in inner
     expected = "COLUMN_NOT_ALLOWED" if denied and reads else "allow"
     assert verdict(sql, dialect, denied=denied) == expected, sql
+
+
+@pytest.mark.parametrize("dialect", ["postgres", "mysql", "sqlite"])
+@pytest.mark.parametrize("name", ["ſsn", "ｓsn", "śsn", "SſN", "ＳＳＮ", "s\u0301sn"])
+def test_a_look_alike_of_a_denied_column_is_refused(dialect: str, name: str) -> None:
+    """A database comparing names more loosely than ASCII (accent- or case-insensitive
+    collations, compatibility forms) could read the denied column under a look-alike:
+    names are compared folded (NFKD, no accents, case-folded), refused where they fold to it."""
+    policy = Policy(allowed_tables=("customers",), denied_columns=("customers.ssn",),
+                    table_columns=("customers\x1fid\x1fname\x1fssn",))
+    outcome = safety.check_uncached(f"SELECT {name} FROM customers", dialect, policy)
+    assert isinstance(outcome, PolicyViolation) and outcome.code == "COLUMN_NOT_ALLOWED", name
+    fine = safety.check_uncached("SELECT name AS ñame FROM customers ORDER BY ñame", dialect, policy)
+    assert not isinstance(fine, PolicyViolation)

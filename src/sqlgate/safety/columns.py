@@ -34,6 +34,7 @@ qualified name that is a function name where the dialect has attribute notation.
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -60,6 +61,18 @@ def parse_denied(entries: tuple[str, ...], dialect: str | SafetyProfile) -> tupl
     return _parse_denied(entries, profiles.get(dialect))
 
 
+def _fold(name: str) -> str:
+    """The key column and source names compare by here: compatibility-decomposed (NFKD:
+    full-width ``ｓ`` is ``s``), accents dropped (``ś`` is ``s``) and case-folded (``ſ``,
+    ``ß``): a database that compares names more loosely than ASCII (an accent- or
+    case-insensitive collation) still cannot read a denied column under a look-alike
+    name. Looser than every database: at worst a refusal it did not need."""
+    if name.isascii():
+        return name.lower()
+    decomposed = unicodedata.normalize("NFKD", name)
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+
+
 @lru_cache(maxsize=256)
 def _parse_denied(entries: tuple[str, ...], profile: SafetyProfile) -> tuple[DeniedColumn, ...]:
     found = []
@@ -73,7 +86,7 @@ def _parse_denied(entries: tuple[str, ...], profile: SafetyProfile) -> tuple[Den
             continue
         for key in profile.identifier_keys(table):
             found.append(DeniedColumn(TableName(profile.identifier_key(column.args.get("db")), key or ""),
-                                      str(column.name).lower()))
+                                      _fold(str(column.name))))
     return tuple(found)
 
 
@@ -108,7 +121,7 @@ def _parse_columns(entries: tuple[str, ...], profile: SafetyProfile) -> dict[Tab
             continue
         if not isinstance(table, exp.Table):
             continue
-        lowered = tuple(str(n).lower() for n in names)
+        lowered = tuple(_fold(str(n)) for n in names)
         for schema in profile.identifier_keys(table.args.get("db")):
             for name in profile.identifier_keys(table.this):
                 if name:
@@ -144,7 +157,7 @@ def _known_columns(
 def _function_names(profile: SafetyProfile) -> frozenset[str]:
     """Function names sqlglot knows for the dialect (the no-schema attribute-notation guard)."""
     parser = sqlglot.Dialect.get_or_raise(profile.sqlglot_dialect).parser_class
-    names = {str(name).lower() for name in parser.FUNCTIONS}
+    names = {_fold(str(name)) for name in parser.FUNCTIONS}
     names |= {"to_json", "to_jsonb", "row_to_json", "hstore", "text", "json_agg", "jsonb_agg", "array_agg",
               "string_agg", "format", "concat", "concat_ws", "md5", "lower", "upper", "length", "xmlagg"}
     return frozenset(names)
@@ -199,14 +212,14 @@ _DML_IN_MERGE = (exp.Insert, exp.Update, exp.Delete)
 def _alias_names(node: exp.Expr) -> tuple[str, ...] | None:
     alias = node.args.get("alias")
     if isinstance(alias, exp.TableAlias) and alias.columns:
-        return tuple(str(c.name).lower() for c in alias.columns)
+        return tuple(_fold(str(c.name)) for c in alias.columns)
     return None
 
 
 def _alias(node: exp.Expr) -> str:
     alias = node.args.get("alias")
     if isinstance(alias, exp.TableAlias) and alias.this is not None:
-        return str(alias.name).lower()
+        return _fold(str(alias.name))
     return ""
 
 
@@ -238,7 +251,7 @@ class _Resolver:
     # -- sources ----------------------------------------------------------------------
     def table_source(self, table: exp.Table) -> _Source:
         alias = _alias(table)
-        plain = str(table.name).lower()
+        plain = _fold(str(table.name))
         names = frozenset(n for n in (alias, plain if not alias else plain) if n)
         label = alias or plain
         if not isinstance(table.this, exp.Identifier):
@@ -457,7 +470,7 @@ class _Resolver:
 
     def check_column(self, column: exp.Column) -> None:
         scope = self.scope_of(column)
-        qualifier = str(column.table).lower() if column.args.get("table") is not None else ""
+        qualifier = _fold(str(column.table)) if column.args.get("table") is not None else ""
         if isinstance(column.this, exp.Star):
             if not qualifier:
                 return
@@ -466,7 +479,7 @@ class _Resolver:
             if reads and not _in_exists_list(column):
                 raise _deny_star(f"{column.table}.*")
             return
-        name = str(column.name).lower()
+        name = _fold(str(column.name))
         if qualifier:
             source, protected = self.lookup(scope, qualifier)
             if source is None:
@@ -580,7 +593,7 @@ class _Resolver:
                 raise _deny_star("NATURAL JOIN", hit)
             return
         for ident in using:
-            name = str(getattr(ident, "name", ident)).lower()
+            name = _fold(str(getattr(ident, "name", ident)))
             for source in sources:
                 if source.protected and (source.opaque or name in source.denied):
                     raise _deny_column(name, source)
@@ -605,7 +618,7 @@ class _Resolver:
                 code="COLUMN_NOT_ALLOWED",
             )
         for ident in schema.expressions:
-            name = str(getattr(ident, "name", ident)).lower()
+            name = _fold(str(getattr(ident, "name", ident)))
             if source.opaque or name in source.denied:
                 raise _deny_column(name, source)
             if source.visible is not None and name not in source.visible:
@@ -619,7 +632,7 @@ class _Resolver:
             if str(call.this).upper() == "VALUES":
                 names.extend(str(arg.name) for arg in call.expressions if isinstance(arg, exp.Identifier))
         for name in names:
-            if source.opaque or name.lower() in source.denied:
+            if source.opaque or _fold(name) in source.denied:
                 raise _deny_column(name, source)
 
 
@@ -671,7 +684,7 @@ def _outputs(query: exp.Expr) -> tuple[str, ...] | None:
         if any(isinstance(e, exp.Star) or (isinstance(e, exp.Column) and isinstance(e.this, exp.Star))
                for e in query.expressions):
             return None
-        return tuple(str(n).lower() for n in query.named_selects)
+        return tuple(_fold(str(n)) for n in query.named_selects)
     if isinstance(query, exp.SetOperation):
         return _outputs(query.this)
     return None
