@@ -35,6 +35,9 @@ MAX_BUILT_BYTES = 100_000
 MAX_SERIES = 10_000_000
 # What a string of unknown length (a column, a parameter) counts for inside a built value.
 UNKNOWN_TEXT_BYTES = 1_024
+# The longest text instr/LOCATE/POSITION may search for: at most a 16 MiB haystack (SQLite's
+# cap, MariaDB's packet) x 256 bytes of naive comparison, ~0.1 s on SQLite.
+MAX_NEEDLE_BYTES = 256
 
 _BUILDERS = frozenset({"zeroblob", "randomblob", "printf", "array_fill", "space", "replicate", "repeat"})
 # printf-style conversions: %[n$][flags][width|*][.precision|*]type
@@ -193,6 +196,43 @@ def _series_span(node: exp.Expr) -> int | None:
     return max((end - start) // step + 1, 0)
 
 
+def _literal_bytes(node: exp.Expr | None) -> int | None:
+    """The size of a text made of literals only (through ||, concat, casts); None otherwise."""
+    if node is None:
+        return 0
+    if isinstance(node, exp.Paren | exp.Cast | exp.TryCast | exp.Upper | exp.Lower):
+        return _literal_bytes(node.this)
+    if isinstance(node, exp.Literal | exp.HexString | exp.Null):
+        return _Sizer().size(node)
+    if isinstance(node, exp.DPipe | exp.Concat | exp.ConcatWs):
+        parts = [node.this, node.expression] if isinstance(node, exp.DPipe) else node.expressions
+        sizes = [_literal_bytes(p) for p in parts]
+        return None if None in sizes else sum(s for s in sizes if s is not None)
+    return None
+
+
+def _bounded_needle(node: exp.StrPosition) -> None:
+    """instr/LOCATE/POSITION look for the needle at every position of the haystack,
+    comparing naively and uninterrupted (SQLite, MariaDB): the cost is haystack x needle,
+    and a haystack can be a 16 MiB value. The needle must be a literal of at most
+    MAX_NEEDLE_BYTES."""
+    needle = node.args.get("substr")
+    if needle is None:
+        return
+    size = _literal_bytes(needle)
+    if size is None:
+        raise _deny(
+            f"the text searched for by instr/LOCATE/POSITION/strpos is not a literal ({needle.sql()[:80]})",
+            f"search for a literal text of at most {MAX_NEEDLE_BYTES:,} bytes: sqlgate cannot bound a "
+            "search whose needle comes from a column, a parameter or a subquery",
+        )
+    if size > MAX_NEEDLE_BYTES:
+        raise _deny(
+            f"the text searched for by instr/LOCATE/POSITION/strpos is {size:,} bytes",
+            f"the limit is {MAX_NEEDLE_BYTES:,} bytes",
+        )
+
+
 def check_cost(statement: exp.Expr) -> None:
     """Deny a statement whose value builders or series exceed the caps above."""
     sizer: _Sizer | None = None
@@ -205,7 +245,10 @@ def check_cost(statement: exp.Expr) -> None:
                     f"the limit is {MAX_SERIES:,} values per series; narrow the range or raise the step",
                 )
             continue
-        builder = isinstance(node, exp.Repeat | exp.Pad | exp.Space | exp.Format) or (
+        if isinstance(node, exp.StrPosition):
+            _bounded_needle(node)
+        # replace() and hex() build too: nested, they multiply ('x' ten times per level).
+        builder = isinstance(node, exp.Repeat | exp.Pad | exp.Space | exp.Format | exp.Replace | exp.Hex) or (
             isinstance(node, exp.Anonymous) and str(node.this).lower() in _BUILDERS
         )
         if not builder:
