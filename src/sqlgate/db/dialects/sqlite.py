@@ -209,9 +209,7 @@ class SQLiteDialect(Dialect):
                 cur.close()
 
         try:
-            # Not count(): a bare count(*) is one VM instruction the progress handler never
-            # interrupts (a full-table count would hold the event loop).
-            if isinstance(statement, exp.Query) and not raw.in_transaction and statement.find(exp.Count) is None:
+            if not raw.in_transaction and _inline_safe(statement):
                 done = _inline_read(conn, raw, run, budget, deadline)
                 if done is not None:
                     return done
@@ -462,6 +460,28 @@ def _sqlite_what_if(
 # most take microseconds and are done without the round trip to aiosqlite's thread. A
 # longer one moves there and runs again.
 INLINE_S = 0.002
+# What one VM instruction may cost there is bounded too, as the progress handler cannot
+# see inside one: no value longer than this (a copy or a comparison of it takes ~0.1 ms;
+# a longer one moves the read to the thread), and no function call beyond these, whose
+# cost is linear in such values (count(*) is one instruction over the whole table;
+# instr, replace, LIKE and the like compare naively: a 10 MB instr held the loop 10 s).
+INLINE_MAX_VALUE = 1 << 20
+_INLINE_FUNCTIONS = (
+    exp.Sum, exp.Avg, exp.Min, exp.Max, exp.Coalesce, exp.Nullif, exp.Case, exp.If, exp.Cast, exp.Abs,
+    exp.Round, exp.Lower, exp.Upper, exp.Length, exp.Exists,
+)
+
+
+def _inline_safe(statement: exp.Expr) -> bool:
+    """A query made only of instructions whose cost the progress handler bounds."""
+    if not isinstance(statement, exp.Query):
+        return False
+    for node in statement.walk():
+        if isinstance(node, exp.Func) and not isinstance(node, _INLINE_FUNCTIONS):
+            return False
+        if isinstance(node, exp.Like | exp.ILike | exp.Glob | exp.SimilarTo):
+            return False
+    return True
 
 
 def _inline_read(
@@ -476,17 +496,19 @@ def _inline_read(
     inline_end = time.monotonic() + INLINE_S
     deadline.at = inline_end if real is None else min(real, inline_end)
     raw.execute("PRAGMA busy_timeout = 0")  # a held lock answers at once, never blocks the loop
+    raw.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, INLINE_MAX_VALUE)
     try:
         return run()
-    except sqlite3.OperationalError as exc:
+    except sqlite3.Error as exc:
         text, name = str(exc), getattr(exc, "sqlite_errorname", "") or ""
         interrupted = "interrupted" in text and (real is None or time.monotonic() < real)
-        if interrupted or name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "is locked" in text:
+        if interrupted or name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_TOOBIG")) or "is locked" in text:
             budget.reset()
             return None
         raise
     finally:
         deadline.at = real
+        raw.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, SQLITE_LIMITS["SQLITE_LIMIT_LENGTH"])
         raw.execute(f"PRAGMA busy_timeout = {int(busy)}")
 
 
