@@ -217,7 +217,7 @@ class RowBudget:
         elif type(value) in _SIMPLE:
             return value
         elif isinstance(value, bytes | bytearray | memoryview):
-            cut = _cut_bytes(bytes(value), limit)
+            cut = _cut_bytes(value if isinstance(value, bytes) else bytes(value), limit)
             converted = None if cut is not None else to_json_safe(value)
         else:
             converted = to_json_safe(value)
@@ -235,25 +235,50 @@ class RowBudget:
         return cut
 
 
+class LongText(str):
+    """The start of a text the database cut (db/dialects/postgres.py ``pg_bounded``), with
+    the full text's length in characters: the marker counts what was left out."""
+
+    total: int
+
+    def __new__(cls, head: str, total: int) -> LongText:
+        text = super().__new__(cls, head)
+        text.total = total
+        return text
+
+
+class LongBytes(bytes):
+    """The start of a binary value the database cut, with its full length in bytes."""
+
+    total: int
+
+    def __new__(cls, head: bytes, total: int) -> LongBytes:
+        data = super().__new__(cls, head)
+        data.total = total
+        return data
+
+
 def cut_text(text: str, limit: int) -> str | None:
     """``text`` cut to at most ``limit`` UTF-8 bytes plus a visible marker; None if it fits."""
-    if len(text) * 4 <= limit:
+    total = text.total if isinstance(text, LongText) else len(text)
+    if len(text) * 4 <= limit and total == len(text):
         return None
     head = text[:limit]
     encoded = head.encode("utf-8")
-    if len(head) == len(text) and len(encoded) <= limit:
+    if len(head) == total and len(encoded) <= limit:
         return None
     if len(encoded) > limit:
         head = encoded[:limit].decode("utf-8", "ignore")
-    return head + _MARKER.format(limit=limit, more=len(text) - len(head), unit="characters")
+    return head + _MARKER.format(limit=limit, more=total - len(head), unit="characters")
 
 
 def _cut_bytes(data: bytes, limit: int) -> str | None:
-    if len(data) * 4 // 3 + 10 <= limit:
+    total = data.total if isinstance(data, LongBytes) else len(data)
+    if total * 4 // 3 + 10 <= limit:
         return None
     keep = max((limit - 7) * 3 // 4, 0)
     head = "base64:" + base64.b64encode(data[:keep]).decode("ascii")
-    return head + _MARKER.format(limit=limit, more=len(data) - keep, unit="bytes")
+    return head + _MARKER.format(limit=limit, more=total - keep, unit="bytes")
 
 
 def _raw_size(row: Sequence[Any]) -> int:

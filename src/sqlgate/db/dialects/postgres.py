@@ -13,6 +13,7 @@ import json
 import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sqlglot import exp
@@ -37,6 +38,7 @@ from sqlgate.db.dialects.base import (
 )
 from sqlgate.db.dialects.plans import IndexSyntax, RawPlan, WhatIfPlan  # query_optimization hooks
 from sqlgate.db.dialects.tls import TlsStatus
+from sqlgate.db.results import LongBytes, LongText
 from sqlgate.errors import ConfigError, InvalidArgument, SqlgateError
 from sqlgate.logging import mask_secrets
 
@@ -108,7 +110,7 @@ class PostgresDialect(Dialect):
         backstop = timeout_ms / 1000 + 2
         if conn.is_in_transaction():
             prepared, args = await pg_prepare(conn, statement, params, backstop)
-            return await self._run_prepared(conn, statement, prepared, args, budget, backstop)
+            return await self._run_prepared(conn, statement, prepared, args, budget, backstop, cached=False)
         # Outside a transaction (a plain read), through asyncpg's statement cache: a
         # repeated statement is not parsed again (none behind a transaction pooler, where
         # the cache is off). A cached plan a schema change made stale is dropped and the
@@ -124,10 +126,11 @@ class PostgresDialect(Dialect):
                 raise
             budget.reset()
             prepared, args = await pg_prepare(conn, statement, params, backstop)
-            return await self._run_prepared(conn, statement, prepared, args, budget, backstop)
+            return await self._run_prepared(conn, statement, prepared, args, budget, backstop, cached=False)
 
     async def _run_prepared(
-        self, conn: Any, statement: exp.Expr, prepared: Any, args: list[Any], budget: RowBudget, backstop: float
+        self, conn: Any, statement: exp.Expr, prepared: Any, args: list[Any], budget: RowBudget, backstop: float,
+        *, cached: bool = True,
     ) -> RawResult:
         attributes = prepared.get_attributes()
         columns = [attr.name for attr in attributes]
@@ -135,18 +138,29 @@ class PostgresDialect(Dialect):
             await prepared.fetch(*args, timeout=backstop)
             return RawResult([], [], _pg_rowcount(prepared.get_statusmsg()), False)
         width = _pg_row_width(attributes)
+        fetching: Any = budget
+        if width is None and isinstance(statement, exp.Query):
+            # Some column has no bounded width: its values are cut in the database
+            # (pg_bounded), so a value the query builds (string_agg over millions of
+            # rows) never arrives whole.
+            bounded = pg_bounded(prepared.get_query(), attributes, budget.max_value_bytes)
+            if cached:
+                prepared = await conn._prepare(bounded.sql, timeout=backstop, use_cache=True)
+            else:
+                prepared = await conn.prepare(bounded.sql, timeout=backstop)
+            fetching = _Unfolding(budget, bounded.unfold)
         limit = _pg_limit(statement)
         if width is not None and limit is not None and width * limit <= _PG_ONE_FETCH_BYTES:
             # The column types and the LIMIT bound the whole result: one round trip.
             budget.take(await prepared.fetch(*args, timeout=backstop))
         elif conn.is_in_transaction():
-            await _pg_stream(prepared, args, budget, backstop, close=True)
-        elif not await _pg_first_rows(prepared, args, budget, backstop):
+            await _pg_stream(prepared, args, fetching, backstop, close=True)
+        elif not await _pg_first_rows(prepared, args, fetching, backstop):
             # More rows than the first fetch held: run it again through a cursor, which
             # lives in a transaction (its end closes the portal), chunk by chunk.
             budget.reset()
             async with conn.transaction():
-                await _pg_stream(prepared, args, budget, backstop, close=False)
+                await _pg_stream(prepared, args, fetching, backstop, close=False)
         return RawResult(columns, budget.rows, _pg_rowcount(prepared.get_statusmsg()), budget.more)
 
     # --- errors and cancellation (the execution boundary, db/boundary.py)
@@ -669,6 +683,82 @@ def _pg_row_width(attributes: Sequence[Any]) -> int | None:
             return None
         width += size + len(attribute.name)
     return width
+
+
+# ------------------------------------------------------ values cut in the database
+
+# Types whose text form is the value itself (cut as text); bytea is cut as bytes; any other
+# type without a bounded width (numeric, json, arrays, ranges, records, user types) is
+# measured and cut in its JSON text form, which is what a too-long one becomes anyway.
+_PG_TEXT_TYPES = frozenset({"text", "varchar", "bpchar", "name", "citext", "xml", "unknown"})
+
+
+@dataclass(frozen=True)
+class PgBounded:
+    sql: str
+    # Per result column: the index of the value as it is, or (value if short, cut text or
+    # bytes if long, the full length if long, bytes?) indexes in the bounded row.
+    unfold: tuple[int | tuple[int, int, int, bool], ...]
+
+
+@functools.lru_cache(maxsize=512)
+def _pg_bounded_cached(query: str, types: tuple[str, ...], limit: int) -> PgBounded:
+    select: list[str] = []
+    unfold: list[int | tuple[int, int, int, bool]] = []
+    for index, type_name in enumerate(types):
+        col = f"sqlgate_q.c{index}"
+        if _PG_FIXED_WIDTH.get(type_name) is not None:
+            unfold.append(len(select))
+            select.append(col)
+            continue
+        if type_name == "bytea":
+            size, cut, length = f"octet_length({col})", f"substring({col} from 1 for {limit + 1})", f"octet_length({col})"
+        elif type_name in _PG_TEXT_TYPES:
+            size, cut, length = f"octet_length({col}::text)", f"left({col}::text, {limit + 1})", f"char_length({col}::text)"
+        else:
+            text = f"to_json({col})::text"
+            size, cut, length = f"octet_length({text})", f"left({text}, {limit + 1})", f"char_length({text})"
+        long = f"{size} > {limit}"
+        unfold.append((len(select), len(select) + 1, len(select) + 2, type_name == "bytea"))
+        select += [f"CASE WHEN {long} THEN NULL ELSE {col} END", f"CASE WHEN {long} THEN {cut} END",
+                   f"CASE WHEN {long} THEN {length} END"]
+    names = ", ".join(f"c{i}" for i in range(len(types)))
+    # The statement on lines of its own: a trailing -- comment ends before the parenthesis.
+    return PgBounded(f"SELECT {', '.join(select)} FROM (\n{query}\n) AS sqlgate_q({names})", tuple(unfold))
+
+
+def pg_bounded(query: str, attributes: Sequence[Any], limit: int) -> PgBounded:
+    """``query`` wrapped in a projection that cuts every value of an unbounded type past
+    ``limit`` bytes in the database and reports its full length (the marker's count)."""
+    return _pg_bounded_cached(query, tuple(a.type.name for a in attributes), limit)
+
+
+class _Unfolding:
+    """A RowBudget seen through a bounded query: each fetched row is turned back into the
+    statement's own columns (a long value as its cut text or bytes, knowing its length)."""
+
+    def __init__(self, budget: RowBudget, unfold: tuple[int | tuple[int, int, int, bool], ...]) -> None:
+        self.budget = budget
+        self.unfold = unfold
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.budget, name)
+
+    def take(self, rows: Sequence[Sequence[Any]]) -> bool:
+        unfolded = []
+        for row in rows:
+            out = []
+            for where in self.unfold:
+                if isinstance(where, int):
+                    out.append(row[where])
+                    continue
+                value, cut, length, binary = where
+                if row[cut] is None:
+                    out.append(row[value])
+                else:
+                    out.append((LongBytes if binary else LongText)(row[cut], int(row[length])))
+            unfolded.append(out)
+        return self.budget.take(unfolded)
 
 
 async def _pg_first_rows(prepared: Any, args: list[Any], budget: RowBudget, backstop: float) -> bool:
