@@ -20,10 +20,10 @@ import time
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlgate.db.guard import GuardedTransaction
-from sqlgate.errors import InvalidArgument, SqlgateError
+from sqlgate.errors import InvalidArgument, OperationFailed, SqlgateError
 from sqlgate.logging import get_logger
 
 if TYPE_CHECKING:
@@ -43,6 +43,36 @@ def session_key(mcp_session_id: str | None, sse_session_id: str | None) -> str |
     if sse_session_id:
         return f"sse:{sse_session_id}"
     return None
+
+
+def failed_commit(
+    database: Database, error: SqlgateError, not_committed: str, details: dict[str, Any] | None = None
+) -> OperationFailed:
+    """What a caller is told about a COMMIT that raised ``error``.
+
+    Only an error the database reported (a serialization failure, a deferred constraint,
+    its own statement timeout) proves that nothing was committed. Our own deadline, a lost
+    connection, anything the server did not answer: the COMMIT may have taken effect in
+    the database all the same (it finished after we stopped waiting; a cancel does not undo
+    a commit already written, e.g. one waiting for a synchronous standby). Saying "nothing
+    was committed" then invites a retry that writes everything twice.
+    """
+    if database.driver.answered(error.__cause__):
+        return OperationFailed(
+            error, f"the commit failed: {error.message}; {not_committed}", {**(details or {}), "committed": False}
+        )
+    failure = OperationFailed(
+        error,
+        f"the commit's outcome is unknown: {error.message}. The database did not answer the COMMIT, "
+        "so it may have committed",
+        {**(details or {}), "committed": None, "commit_outcome": "unknown"},
+    )
+    failure.retryable = False  # a blind retry may apply everything a second time
+    failure.hint = (
+        "read back what the transaction wrote (e.g. by key) before running it again; "
+        "re-send only what is missing"
+    )
+    return failure
 
 
 @dataclass(frozen=True)

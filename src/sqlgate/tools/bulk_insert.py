@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 
 from sqlgate.db import bulk
 from sqlgate.db.guard import GuardedTransaction
+from sqlgate.db.interactive import failed_commit
 from sqlgate.db.schema import table_info
 from sqlgate.errors import InvalidArgument, OperationFailed, PolicyViolation, SqlgateError
 from sqlgate.tools.base import database_for, record, runtime, tool_result
@@ -359,8 +360,8 @@ async def _run(
                 number = failure.record // batch_size + 1 if failure.record is not None else None
                 raise _atomic_failure(failure.error, number, len(batches), batch_size, total) from failure
             if streamed is not None:
-                await tx.commit()
-                tx = None
+                done_tx, tx = tx, None
+                await _commit(db, done_tx, {})
                 return streamed, len(batches), []
         for number, batch in enumerate(batches, start=1):
             if tx is None:
@@ -370,9 +371,15 @@ async def _run(
                 for plan, rows in batch:
                     batch_counts.add(await bulk.insert_rows(plan, tx.connection, rows, timeout_ms))
                 if not atomic:
-                    await tx.commit()
-                    tx = None
+                    done_tx, tx = tx, None
+                    first = (number - 1) * batch_size
+                    await _commit(db, done_tx, {
+                        "committed_batches": number - 1, "uncertain_batch": number,
+                        "first_record": first, "last_record": min(first + batch_size, total) - 1,
+                    })
             except SqlgateError as error:
+                if isinstance(error, OperationFailed) and "commit_outcome" in error.details:
+                    raise
                 if tx is not None:
                     await tx.rollback()
                 tx = None
@@ -387,12 +394,22 @@ async def _run(
             counts.add(batch_counts)
             await sent(number, sum(len(rows) for _, rows in batch))
         if tx is not None:
-            await tx.commit()
-            tx = None
+            done_tx, tx = tx, None
+            await _commit(db, done_tx, {})
     finally:
         if tx is not None:  # cancelled, or an unexpected error: never half-commit
             await tx.rollback()
     return counts, len(batches), []
+
+
+async def _commit(db: Database, tx: GuardedTransaction, details: dict[str, Any]) -> None:
+    """Commit ``tx``; a COMMIT the database did not answer may have taken effect, and the
+    agent is told so (never "nothing was written", which invites writing it all twice)."""
+    try:
+        await tx.commit()
+    except SqlgateError as error:
+        raise failed_commit(db, error, "the transaction was rolled back, nothing of it was written",
+                            details) from error
 
 
 def _atomic_failure(

@@ -16,7 +16,14 @@ from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import BaseModel, Field
 
 from sqlgate.db.guard import GuardedTransaction, StatementResult, check_parameters
-from sqlgate.db.interactive import PROCESS_SESSION, OpenTransaction, Owner, TransactionRegistry, session_key
+from sqlgate.db.interactive import (
+    PROCESS_SESSION,
+    OpenTransaction,
+    Owner,
+    TransactionRegistry,
+    failed_commit,
+    session_key,
+)
 from sqlgate.errors import InvalidArgument, OperationFailed, SqlgateError
 from sqlgate.tools import checking
 from sqlgate.tools.base import Runtime, check_sql, database_for, record, runtime, tool_result
@@ -163,9 +170,10 @@ async def transaction_manager(
     try:
         await transactions.finish(entry, commit=commit)
     except SqlgateError as error:
-        raise OperationFailed(
-            error, f"the commit failed: {error.message}; the transaction was rolled back, nothing was committed",
-            {"committed": False},
+        if not commit:
+            raise
+        raise failed_commit(
+            entry.database, error, "the transaction was rolled back, nothing was committed"
         ) from error
     return tool_result(
         TransactionResult(action=action, committed=commit, transaction_id=entry.id,
@@ -268,9 +276,7 @@ async def _run_batch(
             try:
                 await tx.commit()
             except SqlgateError as error:  # e.g. a serialization failure detected at commit
-                raise OperationFailed(
-                    error, f"the commit failed: {error.message}; nothing was committed", {"committed": False}
-                ) from error
+                raise failed_commit(db, error, "nothing was committed") from error
     finally:
         if tx.active:
             await tx.rollback()
