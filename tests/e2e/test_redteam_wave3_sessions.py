@@ -255,6 +255,31 @@ async def test_open_transactions_holding_the_pool_leave_reads_an_answer(postgres
         assert stats["checked_out"] == 0, stats
 
 
+async def test_a_begin_waiting_for_a_connection_is_not_expired_nor_leaked(postgres_backend: Backend) -> None:
+    """A begin that waits on a full pool longer than the idle timeout: it was expired while
+    it waited ("expired after 1 s idle"), and the connection it got afterwards stayed
+    checked out, in an open transaction no one owned, until the garbage collector found it."""
+    async with postgres_backend.client(
+        pool_size=1, max_overflow=0, statement_timeout_ms=5000, transaction_idle_timeout_s=1,
+        max_transactions_per_session=5,
+    ) as client:
+        held = body(await client.call_tool("transaction_manager", {"action": "begin"}))["transaction_id"]
+        waiting = asyncio.create_task(client.call_tool("transaction_manager", {"action": "begin"}))
+        for _ in range(5):  # the holder stays active, past the waiter's idle timeout
+            await asyncio.sleep(0.4)
+            kept = await client.call_tool("transaction_manager", {
+                "action": "execute", "transaction_id": held, "operations": [{"query": "SELECT 1"}]})
+            assert not kept.is_error, kept.content
+        await client.call_tool("transaction_manager", {"action": "rollback", "transaction_id": held})
+        result, took = await timed(waiting)
+        assert not result.is_error, result.content
+        second = body(result)["transaction_id"]
+        done = await client.call_tool("transaction_manager", {"action": "rollback", "transaction_id": second})
+        assert not done.is_error, done.content
+        stats = body(await client.call_tool("health_check", {"include_stats": True}))["databases"][0]["pool"]
+        assert stats["checked_out"] == 0, stats
+
+
 # -- 1 and 4. sessions over Streamable HTTP --------------------------------------------
 
 TABLE = f"rt3s_sess_{secrets.token_hex(3)}"

@@ -171,11 +171,21 @@ class TransactionRegistry:
         )
         entry.touch()
         self._open[txid] = entry
-        try:
-            await tx.start()
-        except BaseException:
-            self._open.pop(txid, None)
-            raise
+        # Locked while it waits for a connection and BEGINs: the idle clock cannot expire
+        # it meanwhile (it waited, it was not idle), and a session end or shutdown that
+        # forgets it waits for the start. A start that ends on a forgotten entry rolls
+        # back at once: its connection would otherwise stay checked out, open, owned by
+        # no one (found: a begin waiting on a full pool longer than the idle timeout).
+        async with entry.lock:
+            try:
+                await tx.start()
+            except BaseException:
+                self._open.pop(txid, None)
+                raise
+            if self._open.get(txid) is not entry:
+                await tx.rollback()
+                raise self._not_open(txid, owner)
+            entry.touch()
         self._ensure_reaper()
         return entry
 
