@@ -63,8 +63,8 @@ def failed_commit(
         )
     failure = OperationFailed(
         error,
-        f"the commit's outcome is unknown: {error.message}. The database did not answer the COMMIT, "
-        "so it may have committed",
+        f"the commit's outcome is unknown ({error.code}): the database did not answer the COMMIT "
+        "before the call had to give up, so it may have committed",
         {**(details or {}), "committed": None, "commit_outcome": "unknown"},
     )
     failure.retryable = False  # a blind retry may apply everything a second time
