@@ -17,7 +17,7 @@ Like the SDK's transport, fd 0 is pointed at /dev/null and fd 1 at stderr while 
 so stray reads get EOF and stray prints miss the wire; the protocol runs on private file
 descriptions of the original pipes (opened through /proc, so making them non-blocking
 does not touch a stderr that shares the terminal or pipe). Where that is not possible (no
-/proc, stdin a regular file or a socket) ``stdio_transport`` falls back to the SDK's.
+/proc, stdin a regular file, a socket or /dev/null) ``stdio_transport`` falls back to the SDK's.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def malformed_answer(line: bytes) -> bytes:
     """The error response for a line that did not validate as a JSON-RPC message."""
     try:
         data = json.loads(line)
-    except ValueError:
+    except (ValueError, RecursionError):  # nesting deeper than the interpreter's stack: not an answer
         return error_line(PARSE_ERROR, "Parse error: the line is not valid JSON")
     request_id = data.get("id") if isinstance(data, dict) else None
     if not isinstance(request_id, str | int) or isinstance(request_id, bool):
@@ -188,7 +188,9 @@ def _private_pipe(fd: int, flags: int) -> int | None:
     """A new open file description of the pipe or terminal behind ``fd`` (None if impossible)."""
     try:
         mode = os.fstat(fd).st_mode
-        if not (stat.S_ISFIFO(mode) or stat.S_ISCHR(mode)):
+        # A character device only when it is a terminal: /dev/null cannot be polled (epoll
+        # refuses it), so the loop never saw its EOF and `serve < /dev/null | ...` hung.
+        if not (stat.S_ISFIFO(mode) or (stat.S_ISCHR(mode) and os.isatty(fd))):
             return None
         # Linux: a new open file description; elsewhere (no /proc) the SDK's transport.
         return os.open(f"/proc/self/fd/{fd}", flags | getattr(os, "O_CLOEXEC", 0))
