@@ -28,6 +28,21 @@ def _mask_event(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapp
     return event
 
 
+class _NoQueryString(logging.Filter):
+    """uvicorn's access lines without the query string: no sqlgate endpoint takes a secret
+    there, but a client may put one there anyway (``?access_token=...``, refused with 401,
+    still logged), and an SSE ``session_id`` is a capability. The path stays."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str) and "?" in args[2]:
+            record.args = (*args[:2], args[2].split("?", 1)[0] + "?(query omitted)", *args[3:])
+        return True
+
+
+_ACCESS_FILTER = _NoQueryString()
+
+
 def configure(level: str = "INFO", fmt: str = "console") -> None:
     """Send structlog and stdlib logging to stderr in one format."""
     numeric = logging.getLevelName(level.upper())
@@ -62,6 +77,9 @@ def configure(level: str = "INFO", fmt: str = "console") -> None:
     for name in ("mcp", "httpx", "httpx2", "uvicorn.access", "sse_starlette", "aiosqlite", "alembic"):
         logging.getLogger(name).setLevel(max(numeric, logging.WARNING))
     logging.getLogger("sqlglot").setLevel(logging.ERROR)
+    access = logging.getLogger("uvicorn.access")
+    if _ACCESS_FILTER not in access.filters:
+        access.addFilter(_ACCESS_FILTER)
 
 
 def get_logger(name: str = "sqlgate") -> Any:
