@@ -8,6 +8,7 @@ does not override them in its own ``[databases.NAME]`` table.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -336,6 +337,7 @@ class Settings(BaseSettings):
                     policy_values[field] = override
             if demo:
                 policy_values["mode"] = Mode.READ_ONLY
+            check_policy_names(name, config.url, policy_values)
             resolved.append(
                 ResolvedDatabase(
                     name=name,
@@ -349,6 +351,57 @@ class Settings(BaseSettings):
                 )
             )
         return resolved
+
+
+# An unquoted part of a table or column name: letters, digits, _ and $, not digits alone.
+_BARE_NAME = re.compile(r"^(?!\d+$)[\w$]+$")
+# (setting, fewest and most dotted parts, the form the hint shows)
+_NAME_SHAPES = {
+    "allowed_tables": (1, 2, "table or schema.table"),
+    "denied_columns": (2, 3, "table.column or schema.table.column"),
+}
+
+
+def check_policy_names(database: str, url: str, policy: dict[str, Any]) -> None:
+    """Every ``allowed_tables`` and ``denied_columns`` entry must be a name of the documented
+    shape, in the database's own quoting: anything else is a ConfigError at start-up.
+
+    The validator reads an entry it cannot resolve as naming nothing, so an odd spelling
+    (``ssn`` without its table, ``customers.*``, ``customers.``, ``*``, `` `t`.`c` `` on
+    PostgreSQL) would otherwise drop the protection in silence: the column stays readable.
+    """
+    from sqlglot.dialects.dialect import Dialect
+    from sqlglot.tokenizer_core import TokenType
+
+    dialect = Dialect.get_or_raise(profiles.for_url(url).sqlglot_dialect)
+    for setting, (fewest, most, form) in _NAME_SHAPES.items():
+        for entry in policy.get(setting) or ():
+            parts: list[str] = []
+            try:
+                tokens = dialect.tokenize(entry)
+            except Exception:  # noqa: BLE001 - an unterminated quote, a stray character
+                tokens = []
+            expect_name = True
+            for token in tokens:
+                if token.comments:
+                    parts = []
+                    break
+                if expect_name:
+                    quoted = token.token_type == TokenType.IDENTIFIER and token.text != ""
+                    if not (quoted or (token.token_type != TokenType.STRING and _BARE_NAME.match(token.text))):
+                        parts = []
+                        break
+                    parts.append(token.text)
+                elif token.token_type != TokenType.DOT:
+                    parts = []
+                    break
+                expect_name = not expect_name
+            if expect_name or not fewest <= len(parts) <= most:
+                raise ConfigError(
+                    f"database {database!r}: {setting} entry {entry!r} is not a {form}",
+                    f"write each entry as {form} (quote a name the way the database does, "
+                    "e.g. \"Odd Name\"); no wildcards: list every entry",
+                )
 
 
 def sqlgate_environment() -> dict[str, str]:
@@ -400,4 +453,5 @@ def load_settings(cli: dict[str, Any] | None = None, config_file: str | Path | N
     for url in [settings.database_url, settings.audit_database_url, *(c.url for c in settings.databases.values())]:
         if url:
             profiles.for_url(url)
+    settings.resolved_databases()  # each database's policy names have their documented shape
     return settings
