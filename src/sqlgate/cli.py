@@ -32,7 +32,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     from sqlgate import safety
-    from sqlgate.safety.policy import Policy
+    from sqlgate.errors import ConfigError
+    from sqlgate.safety import profiles
+    from sqlgate.safety.policy import Policy, _split
+    from sqlgate.settings import check_policy_names
 
     policy_fields: dict[str, Any] = {"mode": args.mode or "read_only"}
     if args.allowed_tables is not None:
@@ -48,7 +51,13 @@ def cmd_check(args: argparse.Namespace) -> int:
         policy_fields["allow_unbounded_writes"] = True
     sql = args.sql if args.sql != "-" else sys.stdin.read()
     try:
+        # The names' shape as `sqlgate serve` checks it (ssn without its table names nothing).
+        names = {k: _split(v) for k, v in policy_fields.items() if k in ("allowed_tables", "denied_columns")}
+        check_policy_names("check", f"{profiles.get(args.dialect).name}://", names)
         policy = Policy(**policy_fields)
+    except ConfigError as error:
+        _out({"allowed": False, "code": "INVALID_ARGUMENT", "message": error.message, "hint": error.hint})
+        return 2
     except ValueError as error:
         _out({"allowed": False, "code": "INVALID_ARGUMENT", "message": str(error).splitlines()[0], "hint": ""})
         return 2

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import difflib
 import json
 import sys
 from typing import Any
@@ -77,6 +78,17 @@ def _quiet_logging(args: argparse.Namespace, settings: Any) -> None:
     check_configuration(settings)
 
 
+# Settings that protect something: a variable misspelling one stops start-up (it would be
+# ignored, and the server would run without that protection).
+_PROTECTIONS = frozenset(f"SQLGATE_{name.upper()}" for name in (
+    "mode", "allowed_tables", "denied_columns", "allowed_functions", "denied_functions", "max_rows",
+    "statement_timeout_ms", "allow_multi_statement", "allow_unbounded_writes", "max_query_length",
+    "max_result_bytes", "max_value_bytes", "untrusted_data_boundary", "auth_token", "auth_token_file",
+    "allow_unauthenticated", "allowed_hosts", "allowed_origins", "audit_enabled", "audit_database_url",
+    "audit_parameters",
+))
+
+
 def check_configuration(settings: Any) -> None:
     """Before anything connects: every configured URL can work (a one-line ConfigError
     with the fix, never a traceback later), and each ``SQLGATE_*`` variable no setting
@@ -85,10 +97,21 @@ def check_configuration(settings: Any) -> None:
     from sqlgate.logging import get_logger
     from sqlgate.settings import unknown_environment
 
+    misspelt = []
     for name, closest in unknown_environment():
+        if closest is not None and closest in _PROTECTIONS and \
+                difflib.SequenceMatcher(None, name.upper(), closest).ratio() >= 0.85:
+            misspelt.append(f"{name} (did you mean {closest}?)")
+            continue
         get_logger("sqlgate.settings").warning(
             "unknown environment variable ignored", variable=name,
             hint=f"did you mean {closest}?" if closest else "see README, Configuration",
+        )
+    if misspelt:
+        # Ignoring these would serve without the protection the operator meant to set.
+        raise ConfigError(
+            f"unknown environment variable(s) close to a protective setting: {', '.join(misspelt)}",
+            "fix the name (or unset the variable); a misspelt protection is refused, not ignored",
         )
     for config in settings.resolved_databases():
         dialects.check_url(config.url)
