@@ -7,7 +7,7 @@ import pytest
 from sqlgate.db import schema
 from sqlgate.db.engines import open_databases
 from sqlgate.errors import PolicyViolation
-from tests.conftest import Backend
+from tests.conftest import Backend, unique
 
 
 @pytest.mark.asyncio
@@ -38,3 +38,20 @@ async def test_table_info(backend: Backend) -> None:
         assert denied.value.code == "TABLE_NOT_ALLOWED"
     finally:
         await databases.close()
+
+
+async def test_a_denied_columns_entry_misnaming_a_readable_table_stops_start_up(sqlite_backend: Backend) -> None:
+    """`people.ssn` for the table `peoples` would protect nothing (the entry names no table)
+    and leave peoples.ssn readable: a near miss of a readable table is refused at start-up;
+    an entry for a table that is simply absent only warns (multi-database policies)."""
+    table = unique("peoples")
+    await sqlite_backend.aexecute(f"CREATE TABLE {table} (id INTEGER PRIMARY KEY, ssn TEXT)")
+    with pytest.raises(BaseException) as failed:  # noqa: PT011 - raised through the SDK's task group
+        async with sqlite_backend.client(denied_columns=f"{table[:-1]}.ssn", log_level="WARNING") as client:
+            await client.call_tool("execute_query", {"query": f"SELECT ssn FROM {table}"})
+    assert "does not exist" in repr(failed.value) or any(
+        "does not exist" in repr(e) for e in getattr(failed.value, "exceptions", ())
+    ), repr(failed.value)
+    async with sqlite_backend.client(denied_columns="nosuchtable_zz.ssn", log_level="WARNING") as client:
+        result = await client.call_tool("execute_query", {"query": f"SELECT id FROM {table}"})
+        assert not result.is_error, result.content

@@ -26,7 +26,7 @@ from sqlalchemy.util import await_
 from sqlgate.db import dialects
 from sqlgate.db.dialects import Dialect, async_url
 from sqlgate.db.structure import SchemaCache
-from sqlgate.errors import DatabaseUnavailable, InvalidArgument, PoolExhausted, SqlgateError
+from sqlgate.errors import ConfigError, DatabaseUnavailable, InvalidArgument, PoolExhausted, SqlgateError
 from sqlgate.logging import get_logger, mask_secrets
 from sqlgate.safety import profiles as safety_profiles
 from sqlgate.safety.policy import COLUMNS_SEP, Policy
@@ -241,7 +241,8 @@ class Database:
         if tables is not None:
             updates["allowed_tables"] = tables
         if self.policy.denied_columns:
-            updates["table_columns"] = await self._protected_columns(reflect)
+            readable = tables if tables is not None else tuple(self.policy.allowed_tables or ())
+            updates["table_columns"] = await self._protected_columns(reflect, readable)
         self.policy = self.policy.model_copy(update=updates)
         log.info(
             "database ready",
@@ -255,9 +256,11 @@ class Database:
             ms=round((time.perf_counter() - started) * 1000, 1),
         )
 
-    async def _protected_columns(self, reflect: Any) -> tuple[str, ...]:
+    async def _protected_columns(self, reflect: Any, readable: tuple[str, ...]) -> tuple[str, ...]:
         """The reflected columns of every table with denied columns (safety resolves each
-        column reference of a statement on them against these)."""
+        column reference of a statement on them against these). An entry whose table does
+        not exist but nearly names a readable one (``customer.ssn`` beside ``customers``)
+        is a typo that would leave the real column readable: ConfigError."""
         from sqlgate.safety.columns import denied_tables
 
         wanted = denied_tables(self.policy.denied_columns, self.dialect)
@@ -266,11 +269,34 @@ class Database:
         for schema, name, key in wanted:
             columns = found.get((schema, name))
             if columns is None:
+                near = _near_miss(name, readable)
+                if near is not None:
+                    raise ConfigError(
+                        f"database {self.name!r}: denied_columns names table {key}, which does not exist; "
+                        f"the readable table {near} has a name close to it",
+                        f"write the table as it is named (e.g. {near}.<column>); a misnamed entry protects nothing",
+                    )
                 log.warning("a table named in denied_columns was not found; its columns are judged by name only",
                             database=self.name, table=key)
                 continue
             known.append(COLUMNS_SEP.join((key, *columns)))
         return tuple(known)
+
+
+def _near_miss(name: str, readable: tuple[str, ...]) -> str | None:
+    """A readable table whose name differs from ``name`` by a small typo, if any. The same
+    name (in any case) is no typo: the table is there, its columns could not be reflected
+    (privileges), and the validator still protects it by name, case-insensitively."""
+    import difflib
+
+    wanted = name.lower()
+    plain_names = [(table, table.rsplit(".", 1)[-1].strip('"`[]').lower()) for table in readable]
+    if any(plain == wanted for _, plain in plain_names):
+        return None
+    for table, plain in plain_names:
+        if difflib.SequenceMatcher(None, wanted, plain).ratio() >= 0.8:
+            return table
+    return None
 
 
 class Databases:
