@@ -34,7 +34,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     from sqlgate import safety
     from sqlgate.errors import ConfigError
     from sqlgate.safety import profiles
-    from sqlgate.safety.policy import Policy, _split
+    from sqlgate.safety.policy import Policy
     from sqlgate.settings import check_policy_names
 
     policy_fields: dict[str, Any] = {"mode": args.mode or "read_only"}
@@ -52,7 +52,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     sql = args.sql if args.sql != "-" else sys.stdin.read()
     try:
         # The names' shape as `sqlgate serve` checks it (ssn without its table names nothing).
-        names = {k: _split(v) for k, v in policy_fields.items() if k in ("allowed_tables", "denied_columns")}
+        names = {k: [part.strip() for part in v.split(",") if part.strip()]  # flags give "a,b"
+                 for k, v in policy_fields.items() if k in ("allowed_tables", "denied_columns")}
         check_policy_names("check", f"{profiles.get(args.dialect).name}://", names)
         policy = Policy(**policy_fields)
     except ConfigError as error:
