@@ -132,15 +132,16 @@ async def test_every_measured_case_is_bounded_and_the_server_survives(
         assert "[sqlgate: cut at 65536 bytes; " in body["rows"][0][0] and body["truncated_values"] == 1
         report["one_value_peak_rss_mb"] = round(peak_rss_mb(pid))
 
-        # 2b. A value the query itself builds (string_agg over 9 M rows: 288 MB in one value
-        # on PostgreSQL, up to its 1 GB limit): cut in the database, never sent whole.
+        # 2b. A value the query itself builds (string_agg over 3 M rows: 96 MB in one value
+        # on PostgreSQL, up to its 1 GB limit): cut in the database, never sent whole (sent
+        # whole, it took the server ~3x its size: the peak check below fails).
         if backend.name == "postgres":
             body, error, took = await call(
-                client, "SELECT string_agg(md5(g::text), '') AS s FROM generate_series(1, 9000000) g"
+                client, "SELECT string_agg(md5(g::text), '') AS s FROM generate_series(1, 3000000) g"
             )
             assert not error, body
             assert "[sqlgate: cut at 65536 bytes; " in body["rows"][0][0] and body["truncated_values"] == 1
-            assert body["rows"][0][0].endswith("; 287934464 more characters]")
+            assert body["rows"][0][0].endswith("; 95934464 more characters]")
             report["built_value_peak_rss_mb"] = round(peak_rss_mb(pid))
 
         # 3. A value builder past its cap: refused before the database builds anything.
