@@ -194,3 +194,10 @@ def mysql_backend(data_dir: Path) -> Backend:
 def unique(prefix: str) -> str:
     """A table name no other test uses."""
     return f"{prefix}_{secrets.token_hex(4)}"
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``-n auto``: one and a half workers per core. Most tests wait on a database or a
+    server subprocess rather than compute; on 2 cores 3 workers take the suite from ~3 min
+    50 s to ~3 min (docs/contributing.md)."""
+    return max(2, (os.cpu_count() or 1) * 3 // 2)
