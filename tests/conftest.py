@@ -196,6 +196,7 @@ def unique(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(4)}"
 
 
+@pytest.hookimpl(optionalhook=True)  # xdist's hook: without xdist (-p no:xdist) it is not known
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     """``-n auto``: one and a half workers per core. Most tests wait on a database or a
     server subprocess rather than compute; on 2 cores 3 workers take the suite from ~3 min
