@@ -124,24 +124,10 @@ class SqlgateServer(MCPServer[Runtime]):
             raise
         finally:
             current_call.reset(token)
-            # One event per call: a successful one at DEBUG (the audit log records every
-            # call), so at the default level it costs no formatting; errors at INFO.
-            (log.debug if outcome == "ok" else log.info)(
-                "tool call",
-                tool=name,
-                request_id=call.request_id,
-                database=call.database,
-                statement_kind=call.statement_kind,
-                tables=call.tables or None,
-                verdict=call.verdict,
-                rows=call.rows,
-                rows_affected=call.rows_affected,
-                ms=round((time.perf_counter() - started) * 1000, 2),
-                outcome=outcome,
-                code=code,
+            self._finished(
+                "tool call", call, outcome, code, started, tool=name, statement_kind=call.statement_kind,
+                verdict=call.verdict, rows=call.rows, rows_affected=call.rows_affected,
             )
-            for hook in self.after_call:
-                hook(call, outcome, code, time.perf_counter() - started)
 
     async def read_resource(self, uri: Any, context: Any = None) -> Any:
         """A resource read (``schema://...``) is recorded like a tool call: one log event and
@@ -161,13 +147,21 @@ class SqlgateServer(MCPServer[Runtime]):
             raise
         finally:
             current_call.reset(token)
-            (log.debug if outcome == "ok" else log.info)(
-                "resource read", uri=mask_secrets(str(uri))[:300], request_id=call.request_id,
-                database=call.database, tables=call.tables or None, outcome=outcome, code=code,
-                ms=round((time.perf_counter() - started) * 1000, 2),
-            )
-            for hook in self.after_call:
-                hook(call, outcome, code, time.perf_counter() - started)
+            self._finished("resource read", call, outcome, code, started, uri=mask_secrets(str(uri))[:300])
+
+    def _finished(
+        self, event: str, call: CallRecord, outcome: str, code: str | None, started: float, **fields: Any
+    ) -> None:
+        """One log event per call — a successful one at DEBUG (the audit log records every
+        call), so at the default level it costs no formatting; errors at INFO — then the
+        after-call hooks (the audit log, metrics)."""
+        seconds = time.perf_counter() - started
+        (log.debug if outcome == "ok" else log.info)(
+            event, request_id=call.request_id, database=call.database, tables=call.tables or None,
+            outcome=outcome, code=code, ms=round(seconds * 1000, 2), **fields,
+        )
+        for hook in self.after_call:
+            hook(call, outcome, code, seconds)
 
     async def list_tools(self) -> list[MCPTool]:
         """The tools, with write tools left out when every database is read-only."""
