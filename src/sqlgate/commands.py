@@ -99,9 +99,9 @@ def check_configuration(settings: Any) -> None:
 
     misspelt = []
     for name, closest in unknown_environment():
-        if closest is not None and closest in _PROTECTIONS and \
-                difflib.SequenceMatcher(None, name.upper(), closest).ratio() >= 0.85:
-            misspelt.append(f"{name} (did you mean {closest}?)")
+        protection = difflib.get_close_matches(name.upper(), _PROTECTIONS, n=1, cutoff=0.85)
+        if protection:
+            misspelt.append(f"{name} (did you mean {protection[0]}?)")
             continue
         get_logger("sqlgate.settings").warning(
             "unknown environment variable ignored", variable=name,

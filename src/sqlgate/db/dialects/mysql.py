@@ -241,7 +241,7 @@ class MySQLDialect(Dialect):
         # idle connection has nothing unread unless the server sent an error before closing.
         # A reset (RST) is fed to it as an exception instead.
         reader = getattr(conn, "_reader", None)
-        return reader is not None and not reader.at_eof() and not getattr(reader, "_eof", False) \
+        return reader is not None and not getattr(reader, "_eof", False) \
             and reader.exception() is None and not getattr(reader, "_buffer", b"")
 
     def abort(self, conn: Any) -> None:
