@@ -26,8 +26,7 @@ import asyncio
 import secrets
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
 from typing import Any
 
 import httpx2
@@ -35,12 +34,11 @@ import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
 
-from sqlgate.db.engines import async_url
 from tests.conftest import Backend, unique
 from tests.e2e.serving import spawn, terminate
 from tests.e2e.test_http import SQLGATE, free_port
+from tests.e2e.test_sessions import admin
 
 pytestmark = pytest.mark.anyio
 
@@ -314,16 +312,6 @@ def pg_http(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Http, Ba
     proc = spawn(args, port, tmp / "server.log", wait_s=60)
     yield Http(port), pg
     terminate(proc, wait_s=30)
-
-
-@asynccontextmanager
-async def admin(pg: Backend) -> AsyncIterator[Any]:
-    engine = create_async_engine(async_url(pg.url), isolation_level="AUTOCOMMIT")
-    try:
-        async with engine.connect() as conn:
-            yield conn
-    finally:
-        await engine.dispose()
 
 
 async def locked(pg: Backend, row_id: int) -> bool:
