@@ -224,7 +224,9 @@ async def test_more_slow_calls_than_connections_answer_in_time_and_the_pool_is_w
         # A call that waited for a connection and got one late runs out of its one deadline
         # (checkout + statement): TIMEOUT, also a bounded answer.
         assert set(codes) <= {"ok", "POOL_EXHAUSTED", "TIMEOUT"}, codes
-        assert codes.count("ok") >= 3 and codes.count("ok") < 8, codes
+        # Some run, not all: how many of the 3 connections serve a call in time depends on the
+        # machine's load (connecting them is part of each call's deadline).
+        assert 1 <= codes.count("ok") < 8, codes
         for _ in range(20):
             stats = body(await client.call_tool("health_check", {"include_stats": True}))["databases"][0]["pool"]
             if stats["checked_out"] == 0:
