@@ -2,6 +2,7 @@
 
     python bench/stdio_load.py postgres 3000        # 3,000 sequential point reads
     python bench/stdio_load.py sqlite 4000 10       # ... from 10 concurrent callers
+    Q="SELECT * FROM orders ORDER BY id LIMIT 1000" python bench/stdio_load.py postgres 300   # another query
 
 The databases are the shared peers harness's (`../shared/peers/setup.sh`: the `bench`
 database, 100,000-row `orders`). CPU is the server process's own (user + system from
@@ -53,7 +54,8 @@ async def main(db: str, calls: int, concurrency: int) -> None:
         async def caller(n: int) -> None:
             for _ in range(n):
                 k = random.randint(1, 100_000)  # noqa: S311
-                await session.call_tool("execute_query", {"query": f"SELECT * FROM orders WHERE id = {k}"})
+                query = os.environ.get("Q") or f"SELECT * FROM orders WHERE id = {k}"
+                await session.call_tool("execute_query", {"query": query})
 
         before, started = cpu_seconds(pid), time.perf_counter()
         await asyncio.gather(*(caller(calls // concurrency) for _ in range(concurrency)))

@@ -5,6 +5,7 @@ single value is cut at max_value_bytes with a visible marker and counted."""
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -139,7 +140,8 @@ def _row_by_row(rows: list[tuple[Any, ...]], max_rows: int, max_bytes: int, max_
 
 _VALUES = st.one_of(
     st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=60),
-    st.binary(max_size=40), st.decimals(allow_nan=False, places=3), st.dates(),
+    st.binary(max_size=40), st.decimals(allow_nan=False, places=3), st.decimals(), st.dates(),
+    st.datetimes(timezones=st.one_of(st.none(), st.timezones())), st.times(), st.uuids(),
 )
 
 
@@ -148,7 +150,7 @@ _VALUES = st.one_of(
     rows=st.lists(st.tuples(_VALUES, _VALUES, _VALUES), max_size=40),
     max_rows=st.integers(1, 50),
     max_bytes=st.integers(1, 3000),
-    max_value_bytes=st.integers(8, 200),
+    max_value_bytes=st.one_of(st.integers(8, 200), st.just(65_536)),
     chunk=st.integers(1, 45),
 )
 def test_whole_chunks_keep_exactly_what_row_by_row_keeps(
@@ -165,3 +167,77 @@ def test_whole_chunks_keep_exactly_what_row_by_row_keeps(
     assert (budget.truncated_by, budget.truncated_values, budget.used) == (
         reference.truncated_by, reference.truncated_values, reference.used
     )
+
+
+def _general_decimal(value: Decimal) -> Any:
+    """The documented rule, written out: a number when at most 15 significant digits
+    (an int when integral with a non-negative exponent), else the exact string."""
+    if not value.is_finite():
+        return str(value)
+    parts = value.as_tuple()
+    if len(parts.digits) <= 15:
+        as_int = int(value)
+        if value == as_int and isinstance(parts.exponent, int) and parts.exponent >= 0:
+            return as_int
+        return float(value)
+    return str(value)
+
+
+@settings(max_examples=500, deadline=None)
+@given(value=st.one_of(st.decimals(), st.decimals(places=2, min_value=-10**12, max_value=10**12)))
+def test_the_short_decimal_path_decides_as_the_general_rule(value: Decimal) -> None:
+    from sqlgate.db.results import _short_decimal, to_json_safe
+
+    expected = _general_decimal(value)
+    short = _short_decimal(value)
+    assert short is None or (type(short), repr(short)) == (type(expected), repr(expected))
+    converted = to_json_safe(value)
+    assert (type(converted), repr(converted)) == (type(expected), repr(expected))
+
+
+_SIZED_VALUES = st.one_of(
+    st.none(), st.integers(), st.text(max_size=80), st.binary(max_size=80),
+    st.builds(bytearray, st.binary(max_size=30)), st.decimals(allow_nan=False), st.dates(),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(rows=st.lists(st.tuples(_SIZED_VALUES, _SIZED_VALUES, _SIZED_VALUES), min_size=1, max_size=30),
+       one_column=st.lists(st.tuples(_SIZED_VALUES), min_size=1, max_size=30))
+def test_the_chunk_width_bounds_every_row(rows: list[tuple[Any, ...]], one_column: list[tuple[Any, ...]]) -> None:
+    """The next fetch is sized from a width no row of the chunk exceeds (exactly the
+    widest row when there is one column)."""
+    from sqlgate.db.results import _raw_size, _widest
+
+    assert _widest(rows) >= max(map(_raw_size, rows))
+    assert _widest(one_column) == max(map(_raw_size, one_column))
+
+
+def test_bounded_postgres_rows_unfold_the_same_by_the_fast_path() -> None:
+    """A fetched row without a long value is picked in one call; one with a long value is
+    unfolded column by column: both give the statement's own columns."""
+    from sqlgate.db.dialects.postgres import _Unfolding
+    from sqlgate.db.results import LongBytes, LongText
+
+    # bounded row: c0 plain | c1 value, cut, length (text) | c2 plain | c3 value, cut, length (bytea)
+    unfold = (0, (1, 2, 3, False), 4, (5, 6, 7, True))
+    rows = [
+        (1, "short", None, None, 2.5, b"ab", None, None),
+        (2, None, "abc", 9, None, None, b"\x00", 5000),
+        (3, None, None, None, 7, None, None, None),
+    ]
+    seen: list[list[Any]] = []
+
+    class Keep:
+        def take(self, taken: list[list[Any]]) -> bool:
+            seen.extend(taken)
+            return True
+
+    assert _Unfolding(Keep(), unfold).take(rows)  # type: ignore[arg-type]
+    assert seen[0] == [1, "short", 2.5, b"ab"] and seen[2] == [3, None, 7, None]
+    assert seen[1][0] == 2 and seen[1][2] is None
+    assert isinstance(seen[1][1], LongText) and seen[1][1] == "abc" and seen[1][1].total == 9
+    assert isinstance(seen[1][3], LongBytes) and seen[1][3].total == 5000
+    assert [list(map(type, r)) for r in seen] == [
+        [type(v) for v in _Unfolding(Keep(), unfold)._unfold(row)] for row in rows  # type: ignore[arg-type]
+    ]

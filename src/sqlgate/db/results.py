@@ -32,6 +32,7 @@ import pydantic_core
 _SIMPLE = (str, int, bool, type(None))
 # Values that go to JSON as they are, whatever their size (a text is checked for its length).
 _PLAIN = frozenset({int, bool, type(None)})
+_SIZED = (str, bytes, bytearray)  # values a raw row's size counts by their length
 
 
 def to_json_safe(value: Any) -> Any:
@@ -61,6 +62,9 @@ def to_json_safe(value: Any) -> Any:
 
 
 def _decimal(value: Decimal) -> Any:
+    short = _short_decimal(value)
+    if short is not None:
+        return short
     if not value.is_finite():
         return str(value)
     parts = value.as_tuple()
@@ -70,6 +74,16 @@ def _decimal(value: Decimal) -> Any:
             return as_int
         return float(value)
     return str(value)
+
+
+def _short_decimal(value: Decimal) -> int | float | None:
+    """The common decimal, quickly: a finite one written in at most 15 characters without
+    an exponent (so at most 15 significant digits) is an int when it has no point, else a
+    float, as ``_decimal`` decides; None for any other."""
+    text = str(value)
+    if len(text) > 15 or "E" in text or not value.is_finite():
+        return None
+    return float(text) if "." in text else int(text)
 
 
 def iso_duration(delta: dt.timedelta) -> str:
@@ -97,6 +111,14 @@ MAX_CHUNK_ROWS = 1000
 # What a value that is not text, bytes or JSON counts toward a row's size before converting.
 _SCALAR_BYTES = 24
 _MARKER = "…[sqlgate: cut at {limit} bytes; {more} more {unit}]"
+# Converters of common non-JSON types whose result is never None and at most 40
+# characters (never cut under a max_value_bytes of 64 or more); None from one means "not
+# the short case" (a long decimal) and the value takes the general path (``_value``).
+_SHORT: dict[type, Any] = {
+    Decimal: _short_decimal, dt.datetime: dt.datetime.isoformat, dt.date: dt.date.isoformat,
+    dt.time: dt.time.isoformat, uuid.UUID: str,
+}
+_SHORT_MIN_VALUE_BYTES = 64
 
 
 class RowBudget:
@@ -188,10 +210,12 @@ class RowBudget:
             return False
         batch = rows if len(rows) <= room else rows[:room]
         plain, quarter, value, finite = _PLAIN, self.max_value_bytes // 4, self._value, math.isfinite
+        short = _SHORT if self.max_value_bytes >= _SHORT_MIN_VALUE_BYTES else {}
         cut_before = self.truncated_values
         converted = [
             [
                 v if (t := type(v)) in plain or (t is str and len(v) <= quarter) or (t is float and finite(v))
+                else c if (f := short.get(t)) is not None and (c := f(v)) is not None
                 else value(v)
                 for v in row
             ]
@@ -201,7 +225,7 @@ class RowBudget:
         if self.used + size > self.max_bytes:
             self.truncated_values = cut_before
             return False
-        self.widest = max(self.widest, max(map(_raw_size, batch)))
+        self.widest = max(self.widest, _widest(batch))
         self.used += size
         self.rows.extend(converted)
         if len(batch) < len(rows):
@@ -284,11 +308,33 @@ def _cut_bytes(data: bytes, limit: int) -> str | None:
 def _raw_size(row: Sequence[Any]) -> int:
     size = 2
     for value in row:
-        if isinstance(value, str | bytes | bytearray):
+        if isinstance(value, _SIZED):
             size += len(value) + 3
         else:
             size += _SCALAR_BYTES
     return size
+
+
+def _widest(rows: list[Sequence[Any]]) -> int:
+    """At least the widest ``_raw_size`` of ``rows`` (exact for one column), a column at a
+    time: the sum of each column's widest value."""
+    if len(set(map(len, rows))) > 1:  # rows of different lengths (no driver makes them)
+        return max(map(_raw_size, rows))
+    width = 2
+    for column in zip(*rows, strict=True):
+        kinds = set(map(type, column))
+        if not any(issubclass(kind, _SIZED) for kind in kinds):
+            width += _SCALAR_BYTES
+        elif kinds <= _TEXT_OR_NONE:
+            widest = max(map(len, filter(None, column)), default=0) + 3
+            width += max(widest, _SCALAR_BYTES) if _NONE in kinds else widest
+        else:
+            width += max(len(v) + 3 if isinstance(v, _SIZED) else _SCALAR_BYTES for v in column)
+    return width
+
+
+_NONE = type(None)
+_TEXT_OR_NONE = frozenset({str, bytes, LongText, LongBytes, _NONE})
 
 
 def _json_size(row: list[Any]) -> int:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import ipaddress
 import math
 import os
@@ -146,6 +147,15 @@ def run_stdio(server: Any, settings: Settings) -> None:
         runner.run(serve())
 
 
+def _freeze_startup_objects() -> None:
+    """Move what start-up made (modules, schemas, the server) out of the garbage collector's
+    reach: a result of many rows allocates enough objects to trigger full collections, and
+    those no longer walk the whole start-up heap (1,000-row PostgreSQL result: 9.7 -> 7.4 ms
+    of server CPU, bench/stdio_load.py). No collection first: it would cost ~90 ms of the
+    cold start to free the little garbage imports leave."""
+    gc.freeze()
+
+
 def _is_pipe(fd: int) -> bool:
     try:
         return stat.S_ISFIFO(os.fstat(fd).st_mode) or stat.S_ISSOCK(os.fstat(fd).st_mode)
@@ -172,7 +182,9 @@ def _hard_exit(code: int) -> None:
 
 def run(settings: Settings) -> None:
     if settings.transport == "stdio":
-        run_stdio(build_server(settings), settings)
+        server = build_server(settings)
+        _freeze_startup_objects()
+        run_stdio(server, settings)
         return
     import uvicorn
 
@@ -202,6 +214,7 @@ def run(settings: Settings) -> None:
     # uvicorn handles SIGTERM (graceful, bounded), then re-raises it to the handler that was
     # there before: make that one a no-op so a clean stop exits 0 (Docker, systemd).
     previous = signal.signal(signal.SIGTERM, lambda *_: None)
+    _freeze_startup_objects()
     try:
         uvicorn.Server(config).run()
     finally:

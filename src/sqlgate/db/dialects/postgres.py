@@ -10,6 +10,7 @@ import functools
 import io
 import itertools
 import json
+import operator
 import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
@@ -740,25 +741,44 @@ class _Unfolding:
     def __init__(self, budget: RowBudget, unfold: tuple[int | tuple[int, int, int, bool], ...]) -> None:
         self.budget = budget
         self.unfold = unfold
+        # A row with no long value (its cut columns all NULL, the common case) is its
+        # value columns, picked by one C-level call.
+        values = [where if isinstance(where, int) else where[0] for where in unfold]
+        cuts = [where[1] for where in unfold if not isinstance(where, int)]
+        self._values = _picker(values)
+        self._cuts = _picker(cuts)
+        self._no_cuts = [None] * len(cuts)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.budget, name)
 
     def take(self, rows: Sequence[Sequence[Any]]) -> bool:
-        unfolded = []
-        for row in rows:
-            out = []
-            for where in self.unfold:
-                if isinstance(where, int):
-                    out.append(row[where])
-                    continue
-                value, cut, length, binary = where
-                if row[cut] is None:
-                    out.append(row[value])
-                else:
-                    out.append((LongBytes if binary else LongText)(row[cut], int(row[length])))
-            unfolded.append(out)
-        return self.budget.take(unfolded)
+        values, cuts, no_cuts, slow = self._values, self._cuts, self._no_cuts, self._unfold
+        return self.budget.take([values(row) if cuts(row) == no_cuts else slow(row) for row in rows])
+
+    def _unfold(self, row: Sequence[Any]) -> list[Any]:
+        out = []
+        for where in self.unfold:
+            if isinstance(where, int):
+                out.append(row[where])
+                continue
+            value, cut, length, binary = where
+            if row[cut] is None:
+                out.append(row[value])
+            else:
+                out.append((LongBytes if binary else LongText)(row[cut], int(row[length])))
+        return out
+
+
+def _picker(indexes: Sequence[int]) -> Callable[[Sequence[Any]], list[Any]]:
+    """A function giving a row's values at ``indexes`` as a list."""
+    if not indexes:
+        return lambda row: []
+    if len(indexes) == 1:
+        index = indexes[0]
+        return lambda row: [row[index]]
+    pick = operator.itemgetter(*indexes)
+    return lambda row: list(pick(row))
 
 
 async def _pg_first_rows(prepared: Any, args: list[Any], budget: RowBudget, backstop: float) -> bool:
