@@ -5,6 +5,7 @@ single value is cut at max_value_bytes with a visible marker and counted."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -229,8 +230,8 @@ def test_bounded_postgres_rows_unfold_the_same_by_the_fast_path() -> None:
     seen: list[list[Any]] = []
 
     class Keep:
-        def take(self, taken: list[list[Any]]) -> bool:
-            seen.extend(taken)
+        def take(self, taken: list[Sequence[Any]]) -> bool:
+            seen.extend(map(list, taken))
             return True
 
     assert _Unfolding(Keep(), unfold).take(rows)  # type: ignore[arg-type]

@@ -745,9 +745,12 @@ class _Unfolding:
         # value columns, picked by one C-level call.
         values = [where if isinstance(where, int) else where[0] for where in unfold]
         cuts = [where[1] for where in unfold if not isinstance(where, int)]
-        self._values = _picker(values)
-        self._cuts = _picker(cuts)
-        self._no_cuts = [None] * len(cuts)
+        self._values: Callable[[Sequence[Any]], Sequence[Any]] = (
+            operator.itemgetter(*values) if len(values) > 1 else lambda row: (row[values[0]],)
+        )
+        # itemgetter of one index gives the value, of several a tuple
+        self._cuts = operator.itemgetter(*cuts) if cuts else lambda row: None
+        self._no_cuts = (None,) * len(cuts) if len(cuts) > 1 else None
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.budget, name)
@@ -756,7 +759,7 @@ class _Unfolding:
         values, cuts, no_cuts, slow = self._values, self._cuts, self._no_cuts, self._unfold
         return self.budget.take([values(row) if cuts(row) == no_cuts else slow(row) for row in rows])
 
-    def _unfold(self, row: Sequence[Any]) -> list[Any]:
+    def _unfold(self, row: Sequence[Any]) -> Sequence[Any]:
         out = []
         for where in self.unfold:
             if isinstance(where, int):
@@ -768,17 +771,6 @@ class _Unfolding:
             else:
                 out.append((LongBytes if binary else LongText)(row[cut], int(row[length])))
         return out
-
-
-def _picker(indexes: Sequence[int]) -> Callable[[Sequence[Any]], list[Any]]:
-    """A function giving a row's values at ``indexes`` as a list."""
-    if not indexes:
-        return lambda row: []
-    if len(indexes) == 1:
-        index = indexes[0]
-        return lambda row: [row[index]]
-    pick = operator.itemgetter(*indexes)
-    return lambda row: list(pick(row))
 
 
 async def _pg_first_rows(prepared: Any, args: list[Any], budget: RowBudget, backstop: float) -> bool:
