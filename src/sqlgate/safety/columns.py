@@ -21,7 +21,11 @@ In such a statement:
 * ``*`` and ``t.*`` over a protected table are refused — except as the select list of
   an ``EXISTS`` subquery, which reads no value; ``count(*)`` reads none either;
 * a bare table name or alias used as a value is the whole row where the dialect reads it
-  so (PostgreSQL: ``row_to_json(c)``, ``c::text``, ``(c).*``, ``json_agg(c)``): refused;
+  so (PostgreSQL: ``row_to_json(c)``, ``c::text``, ``(c).*``, ``json_agg(c)``): refused.
+  A bare name counts as a column only if a FROM item in its scope surely has that column
+  as the database compares names: inside the FROM clause only the items written before it
+  (``FROM c k, LATERAL (SELECT k) x``: ``k`` is the row of ``c k``, not ``x.k``), and a
+  quoted ``"K"`` is not ``k`` on PostgreSQL;
 * ``NATURAL JOIN`` next to a protected table, ``USING (denied)``, an INSERT without a
   column list or naming a denied column, an ON CONFLICT target on a denied column, and
   a rowid alias (SQLite ``rowid``, MySQL ``_rowid``) that is not a real column: refused.
@@ -34,6 +38,7 @@ qualified name that is a function name where the dialect has attribute notation.
 
 from __future__ import annotations
 
+import string
 import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
@@ -45,6 +50,7 @@ from sqlgate.errors import PolicyViolation
 from sqlgate.safety import profiles
 from sqlgate.safety.policy import COLUMNS_SEP
 from sqlgate.safety.profiles import SafetyProfile
+from sqlgate.safety.profiles.base import IdentifierCase
 from sqlgate.safety.tables import TableName, cte_visible, table_name
 
 
@@ -71,6 +77,25 @@ def _fold(name: str) -> str:
         return name.lower()
     decomposed = unicodedata.normalize("NFKD", name)
     return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+
+
+_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
+
+
+def _exact_key(name: exp.Expr | str, profile: SafetyProfile) -> str:
+    """A column name (an identifier, or a reflected name as stored) keyed as the database
+    compares it, never more loosely: whether a bare name resolves to a column (and so is
+    not a whole-row reference) must not be decided by a looser match than the database's.
+    Quoted names are exact where unquoted ones fold (PostgreSQL: ``"K"`` is not ``k``);
+    otherwise only ASCII letters fold (PostgreSQL folds no others; SQLite compares ASCII
+    case only; MySQL at least that, and a stricter key here only refuses more)."""
+    if isinstance(name, str):
+        return name if profile.identifier_case is IdentifierCase.FOLD_UNQUOTED else name.translate(_ASCII_LOWER)
+    text = str(name.this) if isinstance(name, exp.Identifier) else str(name.name)
+    quoted = isinstance(name, exp.Identifier) and name.quoted
+    if quoted and profile.identifier_case is IdentifierCase.FOLD_UNQUOTED:
+        return text
+    return text.translate(_ASCII_LOWER)
 
 
 @lru_cache(maxsize=256)
@@ -109,10 +134,15 @@ def denied_tables(entries: tuple[str, ...], dialect: str | SafetyProfile) -> lis
     return list(found.values())
 
 
+_Columns = tuple[tuple[str, ...], tuple[str, ...]]
+"""A reflected table's column names in table order: folded (``_fold``), and keyed as the
+database compares them (``_exact_key``)."""
+
+
 @lru_cache(maxsize=256)
-def _parse_columns(entries: tuple[str, ...], profile: SafetyProfile) -> dict[TableName, tuple[str, ...]]:
-    """``Policy.table_columns`` by table key; column names lower-cased, in table order."""
-    found: dict[TableName, tuple[str, ...]] = {}
+def _parse_columns(entries: tuple[str, ...], profile: SafetyProfile) -> dict[TableName, _Columns]:
+    """``Policy.table_columns`` by table key."""
+    found: dict[TableName, _Columns] = {}
     for packed in entries:
         entry, *names = packed.split(COLUMNS_SEP)
         try:
@@ -121,11 +151,12 @@ def _parse_columns(entries: tuple[str, ...], profile: SafetyProfile) -> dict[Tab
             continue
         if not isinstance(table, exp.Table):
             continue
-        lowered = tuple(_fold(str(n)) for n in names)
+        # Reflected names are the names as stored: exact where the database keeps case.
+        pair = (tuple(_fold(str(n)) for n in names), tuple(_exact_key(str(n), profile) for n in names))
         for schema in profile.identifier_keys(table.args.get("db")):
             for name in profile.identifier_keys(table.this):
                 if name:
-                    found[TableName(schema, name)] = lowered
+                    found[TableName(schema, name)] = pair
     return found
 
 
@@ -141,9 +172,7 @@ def _columns_of(name: TableName, denied: tuple[DeniedColumn, ...], default: str 
     return {entry.column for entry in denied if _same_table(entry.table, name, default)}
 
 
-def _known_columns(
-    name: TableName, known: dict[TableName, tuple[str, ...]], default: str | None
-) -> tuple[str, ...] | None:
+def _known_columns(name: TableName, known: dict[TableName, _Columns], default: str | None) -> _Columns | None:
     found = known.get(name)
     if found is not None:
         return found
@@ -168,7 +197,7 @@ def _function_names(profile: SafetyProfile) -> frozenset[str]:
 class _Source:
     """One FROM item as a query level sees it."""
 
-    __slots__ = ("denied", "label", "names", "opaque", "protected", "visible")
+    __slots__ = ("denied", "exact", "label", "names", "node", "opaque", "protected", "visible")
 
     def __init__(
         self,
@@ -179,6 +208,8 @@ class _Source:
         visible: tuple[str, ...] | None = None,
         denied: frozenset[str] = frozenset(),
         opaque: bool = False,
+        node: exp.Expr | None = None,
+        exact: frozenset[str] | None = None,
     ) -> None:
         self.names = names  # lower-case names that qualify references to it
         self.label = label
@@ -186,6 +217,10 @@ class _Source:
         self.visible = visible  # lower-case column names seen through it; None: unknown
         self.denied = denied  # the visible names that are denied columns
         self.opaque = opaque  # protected, but which name is which column is unknown
+        self.node = node  # the FROM item it stands for (None: no place in the text)
+        # The column names it surely has, keyed as the database compares names
+        # (``_exact_key``): what may resolve a bare name, so it is not a whole row.
+        self.exact = exact
 
 
 class _Scope:
@@ -216,6 +251,18 @@ def _alias_names(node: exp.Expr) -> tuple[str, ...] | None:
     return None
 
 
+def _alias_exact(node: exp.Expr, profile: SafetyProfile) -> tuple[str, ...] | None:
+    """``_alias_names`` keyed as the database compares names (``_exact_key``)."""
+    alias = node.args.get("alias")
+    if isinstance(alias, exp.TableAlias) and alias.columns:
+        return tuple(_exact_key(c, profile) for c in alias.columns)
+    return None
+
+
+def _exact_set(names: tuple[str, ...] | None) -> frozenset[str] | None:
+    return frozenset(names) if names is not None else None
+
+
 def _alias(node: exp.Expr) -> str:
     alias = node.args.get("alias")
     if isinstance(alias, exp.TableAlias) and alias.this is not None:
@@ -231,7 +278,7 @@ class _Resolver:
         statement: exp.Expr,
         profile: SafetyProfile,
         denied: tuple[DeniedColumn, ...],
-        known: dict[TableName, tuple[str, ...]],
+        known: dict[TableName, _Columns],
         default: str | None,
         cte_profile: SafetyProfile | None = None,
     ) -> None:
@@ -246,6 +293,7 @@ class _Resolver:
         self.scopes: dict[int, _Scope] = {}
         self.memo: dict[int, dict[str, int]] = {}
         self.owners: dict[int, _Scope | None] = {}
+        self.order: dict[int, int] = {}
         self.any_protected = False
 
     # -- sources ----------------------------------------------------------------------
@@ -254,16 +302,18 @@ class _Resolver:
         plain = _fold(str(table.name))
         names = frozenset(n for n in (alias, plain if not alias else plain) if n)
         label = alias or plain
+        renamed = _alias_names(table)
+        renamed_exact = _alias_exact(table, self.profile)
         if not isinstance(table.this, exp.Identifier):
-            return _Source(names, label, visible=_alias_names(table))
+            return _Source(names, label, visible=renamed, node=table, exact=_exact_set(renamed_exact))
         name = table_name(table, self.profile)
         if name.schema is None and cte_visible(
             table, table_name(table, self.cte_profile).name, self.cte_profile, self.memo
         ):
-            return _Source(names, label, visible=_alias_names(table))
+            return _Source(names, label, visible=renamed, node=table, exact=_exact_set(renamed_exact))
         cols = _columns_of(name, self.denied, self.default)
         if not cols:
-            return _Source(names, label, visible=_alias_names(table))
+            return _Source(names, label, visible=renamed, node=table, exact=_exact_set(renamed_exact))
         self.any_protected = True
         if any(isinstance(h, exp.IndexTableHint) for h in table.args.get("hints") or ()):
             # FORCE INDEX (ssn_key) returns the rows in the denied column's order.
@@ -272,18 +322,21 @@ class _Resolver:
                 "remove the USE/FORCE/IGNORE INDEX hint; add ORDER BY on an allowed column if order matters",
                 code="COLUMN_NOT_ALLOWED",
             )
-        real = _known_columns(name, self.known, self.default)
-        renamed = _alias_names(table)
-        if real is None:
-            return _Source(names, label, protected=True, denied=frozenset(cols), opaque=renamed is not None)
+        reflected = _known_columns(name, self.known, self.default)
+        if reflected is None:
+            return _Source(names, label, protected=True, denied=frozenset(cols), opaque=renamed is not None,
+                           node=table)
+        real, real_exact = reflected
         if renamed is not None:
-            if len(renamed) > len(real):
-                return _Source(names, label, protected=True, denied=frozenset(cols), opaque=True)
+            if len(renamed) > len(real) or renamed_exact is None:
+                return _Source(names, label, protected=True, denied=frozenset(cols), opaque=True, node=table)
             visible = renamed + real[len(renamed):]
+            exact = renamed_exact + real_exact[len(renamed_exact):]
         else:
-            visible = real
+            visible, exact = real, real_exact
         hidden = frozenset(v for v, r in zip(visible, real, strict=True) if r in cols)
-        return _Source(names, label, protected=True, visible=visible, denied=hidden)
+        return _Source(names, label, protected=True, visible=visible, denied=hidden, node=table,
+                       exact=frozenset(exact))
 
     def flatten(self, item: exp.Expr | None, out: list[_Source]) -> None:
         if item is None:
@@ -295,21 +348,27 @@ class _Resolver:
             # (A Subquery is a Query too: ``((customers c JOIN ...))`` nests them.)
             if isinstance(inner, exp.Query) and not isinstance(inner, exp.Subquery):
                 out.append(_Source(frozenset({_alias(item)} - {""}), _alias(item) or "subquery",
-                                   visible=_alias_names(item) or _outputs(inner)))
+                                   visible=_alias_names(item) or _outputs(inner), node=item,
+                                   exact=_exact_set(_alias_exact(item, self.profile))
+                                   or _outputs_exact(inner, self.profile)))
             else:
                 # A parenthesised FROM item or join: its tables are this level's sources.
                 start = len(out)
                 self.flatten(inner, out)
                 alias = _alias(item)
                 if alias:
-                    out.append(_combined(alias, out[start:]))
+                    out.append(_combined(alias, out[start:], item))
         elif isinstance(item, exp.Lateral):
             inner = item.this
             if (isinstance(inner, exp.Subquery) and isinstance(inner.this, exp.Query)
                     and not isinstance(inner.this, exp.Subquery)):
                 alias = _alias(item) or _alias(inner)
                 out.append(_Source(frozenset({alias} - {""}), alias or "lateral",
-                                   visible=_alias_names(item) or _alias_names(inner) or _outputs(inner.this)))
+                                   visible=_alias_names(item) or _alias_names(inner) or _outputs(inner.this),
+                                   node=item,
+                                   exact=_exact_set(_alias_exact(item, self.profile))
+                                   or _exact_set(_alias_exact(inner, self.profile))
+                                   or _outputs_exact(inner.this, self.profile)))
             else:
                 self.flatten_other(inner, item, out)
         else:
@@ -323,7 +382,10 @@ class _Resolver:
             return
         alias = _alias(owner) or (_alias(node) if node is not None else "")
         visible = _alias_names(owner) or (_alias_names(node) if node is not None else None)
-        out.append(_Source(frozenset({alias} - {""}), alias or "function", visible=visible))
+        exact = _exact_set(_alias_exact(owner, self.profile)) or (
+            _exact_set(_alias_exact(node, self.profile)) if node is not None else None)
+        out.append(_Source(frozenset({alias} - {""}), alias or "function", visible=visible, node=owner,
+                           exact=exact))
 
     def sources(self, node: exp.Expr) -> list[_Source]:
         out: list[_Source] = []
@@ -369,7 +431,8 @@ class _Resolver:
                 if isinstance(values, exp.Values) and _alias(values):
                     extra.add(_alias(values))
                 out.append(_Source(frozenset(extra), "excluded", protected=source.protected,
-                                   visible=source.visible, denied=source.denied, opaque=source.opaque))
+                                   visible=source.visible, denied=source.denied, opaque=source.opaque,
+                                   exact=source.exact))
         elif isinstance(node, exp.Merge):
             self.flatten(node.this, out)
             self.flatten(node.args.get("using"), out)
@@ -422,7 +485,9 @@ class _Resolver:
         # One walk: build every level (this finds whether a protected table is read at
         # all: a CTE may shadow its name) and collect what is checked afterwards.
         found: list[exp.Expr] = []
-        for node in self.statement.walk(bfs=False):
+        order = self.order
+        for index, node in enumerate(self.statement.walk(bfs=False)):
+            order[id(node)] = index
             kind = type(node)
             if (kind is exp.Column or kind is exp.Star or kind is exp.Join
                     or (kind is exp.Dot or kind is exp.EQ) and self.profile.string_identifiers):
@@ -508,13 +573,20 @@ class _Resolver:
         # compare case-insensitively here while the database may not ("SSN" is not ssn
         # in PostgreSQL), so an inner match must not hide an outer denied column.
         resolved = False
+        key = _exact_key(column.this, self.profile)
+        path: list[exp.Expr] | None = None
         level = scope
         while level is not None:
             for source in level.sources:
                 if source.protected and (source.opaque or name in source.denied):
                     raise _deny_column(str(column.name), source, qualified=False)
-                if source.visible is not None and name in source.visible:
-                    resolved = True
+            if not resolved:
+                if path is None:
+                    path = _path(column)
+                resolved = any(
+                    source.exact is not None and key in source.exact and self.sees(level, source, path)
+                    for source in level.sources
+                )
             level = level.parent
         if resolved:
             return
@@ -527,6 +599,34 @@ class _Resolver:
             owner, _ = self.lookup(scope, name)
             if owner is not None and owner.protected:
                 raise _deny_star(f"the whole-row reference {column.name}", owner)
+
+    def sees(self, level: _Scope, source: _Source, path: list[exp.Expr]) -> bool:
+        """Whether a reference (``path``: it and its ancestors) sees ``source``'s columns.
+
+        Outside the FROM clause every source of its level is in scope. Inside it (a JOIN's
+        ON, a LATERAL subquery, a table function's arguments) only the FROM items written
+        before it are: not the item that holds it (``LATERAL (SELECT k) x`` — ``k`` is not
+        x's own output column ``k`` but the whole row of ``c k``) nor the ones after it."""
+        node = source.node
+        if node is None:
+            return True
+        below = _child_of(level.node, path)
+        if below is None or below.arg_key not in _FROM_KEYS:
+            return True
+        if any(step is node for step in path):
+            return False
+        return self.position(node) < self.position(path[0])
+
+    def position(self, node: exp.Expr) -> int:
+        """``node``'s place in the statement's pre-order walk (nodes made up for a check,
+        like a SQLite string target read as a column, stand at their parent's place)."""
+        current: exp.Expr | None = node
+        while current is not None:
+            found = self.order.get(id(current))
+            if found is not None:
+                return found
+            current = current.parent
+        return -1
 
     def check_dotted_string(self, dot: exp.Dot) -> None:
         """SQLite reads ``'c'.ssn``, ``'c'.'ssn'``, ``'main'.c.ssn`` and ``'c'.*`` as column
@@ -653,6 +753,28 @@ def _is_query(node: exp.Expr) -> bool:
     return not (isinstance(node, _DML_IN_MERGE) and isinstance(node.parent, exp.When))
 
 
+# The arguments of a query level that hold its FROM items (and their joins' ON clauses).
+_FROM_KEYS = frozenset({"from_", "joins", "using", "tables"})
+
+
+def _path(node: exp.Expr) -> list[exp.Expr]:
+    """``node`` and its ancestors, innermost first."""
+    found: list[exp.Expr] = []
+    current: exp.Expr | None = node
+    while current is not None:
+        found.append(current)
+        current = current.parent
+    return found
+
+
+def _child_of(ancestor: exp.Expr, path: list[exp.Expr]) -> exp.Expr | None:
+    """The node of ``path`` right below ``ancestor`` (None when ``ancestor`` is not on it)."""
+    for below, above in zip(path, path[1:], strict=False):
+        if above is ancestor:
+            return below
+    return None
+
+
 def _name_chain(node: exp.Expr) -> list[exp.Expr] | None:
     """The parts of a dotted name (identifiers, string literals, a final ``*``), or None
     when ``node`` is something else (a field of a value)."""
@@ -679,6 +801,25 @@ def _as_identifier(part: exp.Expr) -> exp.Identifier:
     return exp.Identifier(this=str(part.this), quoted=True)
 
 
+def _outputs_exact(query: exp.Expr, profile: SafetyProfile) -> frozenset[str] | None:
+    """The output names of ``query`` that are surely its columns' names, keyed as the
+    database compares them: aliases and plain column references (an expression's
+    generated name is left out: it only makes a bare name resolve less often)."""
+    if isinstance(query, exp.Select):
+        found: set[str] = set()
+        for e in query.expressions:
+            if isinstance(e, exp.Star) or (isinstance(e, exp.Column) and isinstance(e.this, exp.Star)):
+                return None
+            if isinstance(e, exp.Alias) and isinstance(e.args.get("alias"), exp.Identifier):
+                found.add(_exact_key(e.args["alias"], profile))
+            elif isinstance(e, exp.Column) and isinstance(e.this, exp.Identifier):
+                found.add(_exact_key(e.this, profile))
+        return frozenset(found)
+    if isinstance(query, exp.SetOperation):
+        return _outputs_exact(query.this, profile)
+    return None
+
+
 def _outputs(query: exp.Expr) -> tuple[str, ...] | None:
     if isinstance(query, exp.Select):
         if any(isinstance(e, exp.Star) or (isinstance(e, exp.Column) and isinstance(e.this, exp.Star))
@@ -690,13 +831,14 @@ def _outputs(query: exp.Expr) -> tuple[str, ...] | None:
     return None
 
 
-def _combined(alias: str, inner: list[_Source]) -> _Source:
+def _combined(alias: str, inner: list[_Source], node: exp.Expr) -> _Source:
     protected = any(s.protected for s in inner)
     known = all(s.visible is not None for s in inner)
     visible = tuple(v for s in inner for v in (s.visible or ())) if known else None
     denied = frozenset(d for s in inner for d in s.denied)
+    exact = frozenset(e for s in inner for e in (s.exact or ())) if all(s.exact is not None for s in inner) else None
     return _Source(frozenset({alias}), alias, protected=protected, visible=visible, denied=denied,
-                   opaque=any(s.opaque for s in inner))
+                   opaque=any(s.opaque for s in inner), node=node, exact=exact)
 
 
 def _is_exists_body(select: exp.Select) -> bool:
