@@ -181,7 +181,7 @@ async def run_health(settings: Any, *, include_stats: bool = True, test_operatio
         return await health.check(
             databases, audit, timeout_s=settings.health_timeout_s,
             include_stats=include_stats, test_operations=test_operations,
-            check_privileges=settings.check_privileges,
+            check_privileges=settings.check_privileges, name_outside=True,
         )
     finally:
         if opened:

@@ -139,6 +139,7 @@ async def check_database(
     include_stats: bool = True,
     test_operations: bool = False,
     check_privileges: bool = True,
+    name_outside: bool = False,
 ) -> DatabaseHealth:
     """Every probe for one database; never raises, never waits longer than the probes allow."""
     report = DatabaseHealth(
@@ -157,7 +158,7 @@ async def check_database(
     try:
         report = await _check(database, probe, report, timeout_s, include_stats, test_operations)
         if check_privileges and report.reachable:
-            await _privileges(database, probe, report, timeout_s)
+            await _privileges(database, probe, report, timeout_s, name_outside)
         return report
     finally:
         if probe is not database.engine:
@@ -219,10 +220,12 @@ async def _check(
     return report
 
 
-async def _privileges(database: Database, probe: Any, report: DatabaseHealth, timeout_s: float) -> None:
+async def _privileges(database: Database, probe: Any, report: DatabaseHealth, timeout_s: float,
+                      name_outside: bool) -> None:
     """What the connected role can read beyond the policy (db/privileges.py): ``degraded``."""
     try:
-        report.privileges = await asyncio.wait_for(privileges.check(database, probe), timeout_s)
+        report.privileges = await asyncio.wait_for(
+            privileges.check(database, probe, name_outside=name_outside), timeout_s)
     except Exception as exc:  # noqa: BLE001 - reported, not raised
         report.privileges = PrivilegeHealth(checked=False, findings=[f"check failed: {_message(exc)}"])
         return
@@ -389,13 +392,16 @@ async def check(
     test_operations: bool = False,
     only: str | None = None,
     check_privileges: bool = True,
+    name_outside: bool = False,
 ) -> HealthReport:
-    """The whole report: every database (concurrently) plus the audit log."""
+    """The whole report: every database (concurrently) plus the audit log. ``name_outside``:
+    the operator's report (``sqlgate health``) names tables outside the whitelist the role can
+    read; the ``health_check`` tool, which an agent reads, only counts them."""
     started = time.perf_counter()
     targets = [databases.get(only)] if only else list(databases)
     results = await asyncio.gather(*(
         check_database(db, timeout_s=timeout_s, include_stats=include_stats, test_operations=test_operations,
-                       check_privileges=check_privileges)
+                       check_privileges=check_privileges, name_outside=name_outside)
         for db in targets
     ))
     reasons = [reason for result in results for reason in result.reasons]

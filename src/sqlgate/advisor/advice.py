@@ -63,9 +63,20 @@ async def _structures(database: Database, verdicts: list[Verdict]) -> dict[str, 
             if table.lower() in infos:
                 continue
             try:
-                infos[table.lower()] = await table_info(database, table)
+                info = await table_info(database, table)
             except PolicyViolation:
-                continue  # a view or a table that vanished: advice without its structure
+                continue  # a table that vanished: advice without its structure
+            if info.is_view:
+                # A view's plan is the plan of the tables behind it: their names, row counts and
+                # indexes, the view's own conditions with their constants, and (MariaDB) values of
+                # rows read while planning. Those tables need not be whitelisted.
+                raise PolicyViolation(
+                    f"{table} is a view: its plan would show the tables behind it",
+                    "query_optimization plans statements on tables only; run the view's query on its "
+                    "(whitelisted) tables instead, or use execute_query",
+                    code="STATEMENT_NOT_ALLOWED",
+                )
+            infos[table.lower()] = info
     return infos
 
 
@@ -239,10 +250,22 @@ async def top_statements(database: Database, limit: int) -> list[tuple[str, int,
 
 async def advise_workload(database: Database, items: list[WorkloadItem]) -> WorkloadAdvice:
     """The smallest index set the planner proves for all ``items`` together."""
+    skipped: list[str] = []
+    readable = []
+    for position, item in enumerate(items):
+        try:
+            await _structures(database, [item.verdict])
+        except PolicyViolation as exc:
+            if not item.generic:
+                exc.message = f"query {position}: {exc.message}"
+                raise
+            skipped.append(f"skipped {item.text!r}: {exc.message}")  # from statistics, not from the agent
+            continue
+        readable.append(item)
+    items = readable
     infos = await _structures(database, [item.verdict for item in items])
     writes = any(item.verdict.writes for item in items)
     selection = None
-    skipped: list[str] = []
     async with _transaction(database, writes) as (_tx, conn):
         found = await _plan_all(database, conn, items, infos, False, True, skipped)
         kept = [(item, p) for item, p in zip(items, found, strict=True) if p is not None]

@@ -12,6 +12,7 @@ The validator is the first wall; this makes the database the second one.
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 from typing import TYPE_CHECKING, Any
 
@@ -110,9 +111,11 @@ async def grant_plan(database: Database, role: str | None = None, password: str 
     )
 
 
-async def check(database: Database, engine: Any) -> PrivilegeHealth:
-    """What the connected role may do beyond the policy (never raises)."""
+async def check(database: Database, engine: Any, *, name_outside: bool = False) -> PrivilegeHealth:
+    """What the connected role may do beyond the policy (never raises). ``name_outside``:
+    name the readable tables outside the whitelist (for the operator; an agent gets a count)."""
     plan = await grant_plan(database, role="-", password="-")  # noqa: S106 - a plan to check, never printed
+    plan = dataclasses.replace(plan, name_outside=name_outside)
     async with engine.connect() as conn:
         try:
             findings = await database.driver.privilege_findings(conn, plan)

@@ -19,7 +19,8 @@ if TYPE_CHECKING:
     from sqlgate.db.engines import Database
 
 __all__ = [
-    "ColumnInfo", "ForeignKeyInfo", "IndexInfo", "SchemaCache", "TableInfo", "forget", "split_name", "table_info",
+    "ColumnInfo", "ForeignKeyInfo", "IndexInfo", "SchemaCache", "TableInfo", "forget", "is_whitelisted", "split_name",
+    "table_info",
 ]
 
 
@@ -34,11 +35,11 @@ def split_name(table: str) -> tuple[str | None, str]:
 
 def _reflect_one(sync_conn: Any, dialect: Dialect, schema: str | None, name: str) -> TableInfo | None:
     inspector = inspect(sync_conn)
-    is_view = False
-    if not inspector.has_table(name, schema=schema):
-        if name not in inspector.get_view_names(schema=schema):
-            return None
-        is_view = True
+    # SQLAlchemy 2's has_table is true for views too: ask for the views by name.
+    views = inspector.get_view_names(schema=schema)
+    is_view = name in views or name.lower() in {v.lower() for v in views}
+    if not is_view and not inspector.has_table(name, schema=schema):
+        return None
     columns = tuple(
         ColumnInfo(
             name=c["name"],
@@ -80,26 +81,15 @@ async def table_info(database: Database, table: str, *, refresh: bool = False) -
 
     Raises TABLE_NOT_ALLOWED when the table is not whitelisted or does not exist.
     """
-    from sqlgate.safety import profiles as safety_profiles
-    from sqlgate.safety import tables as safety_tables
+    import sqlglot.expressions as exp
 
-    # The database's own name rules (exact on MySQL with lower_case_table_names=0).
-    dialect = safety_profiles.for_policy(safety_profiles.get(database.dialect), database.policy.exact_table_names)
-    whitelist = safety_tables.parse_whitelist(database.policy.allowed_tables or (), dialect)
     try:
-        import sqlglot.expressions as exp
-
         parsed = exp.to_table(table, dialect=database.dialect)
-        name = safety_tables.table_name(parsed, dialect)
-    except PolicyViolation:
-        raise
     except Exception:
-        name = None
-    if name is None or not safety_tables.is_allowed(
-        name, whitelist, safety_tables.table_key(database.policy.default_schema, dialect)
-        if database.policy.default_schema else None
-    ):
-        shown = sorted(t.qualified() for t in whitelist)
+        parsed = None
+    name = _allowed_name(database, parsed) if parsed is not None else None
+    if name is None or parsed is None:
+        shown = sorted(t.qualified() for t in _whitelist(database)[1])
         raise PolicyViolation(
             f"table {table} is not allowed",
             ("allowed tables: " + ", ".join(shown)) if shown else "no tables are whitelisted",
@@ -124,6 +114,41 @@ async def table_info(database: Database, table: str, *, refresh: bool = False) -
             )
         cache.tables[key] = info
         return info
+
+
+def _whitelist(database: Database) -> tuple[Any, Any]:
+    from sqlgate.safety import profiles as safety_profiles
+    from sqlgate.safety import tables as safety_tables
+
+    # The database's own name rules (exact on MySQL with lower_case_table_names=0).
+    dialect = safety_profiles.for_policy(safety_profiles.get(database.dialect), database.policy.exact_table_names)
+    return dialect, safety_tables.parse_whitelist(database.policy.allowed_tables or (), dialect)
+
+
+def _allowed_name(database: Database, parsed: Any) -> Any:
+    """The resolved name of the parsed table when the whitelist holds it, else None."""
+    from sqlgate.safety import tables as safety_tables
+
+    dialect, whitelist = _whitelist(database)
+    try:
+        name = safety_tables.table_name(parsed, dialect)
+    except PolicyViolation:
+        raise
+    except Exception:
+        return None
+    default = (safety_tables.table_key(database.policy.default_schema, dialect)
+               if database.policy.default_schema else None)
+    return name if name is not None and safety_tables.is_allowed(name, whitelist, default) else None
+
+
+def is_whitelisted(database: Database, schema: str | None, name: str) -> bool:
+    """Whether a table the catalog names (exact spelling, e.g. a foreign key's target) is whitelisted."""
+    import sqlglot.expressions as exp
+
+    try:
+        return _allowed_name(database, exp.table_(name, db=schema, quoted=True)) is not None
+    except PolicyViolation:
+        return False
 
 
 def _reflected_case(parsed: Any, folded: str) -> str:

@@ -28,8 +28,8 @@ class OptimizationResult(Advice):
 
 DESCRIPTION = """Explain why a query is slow: the planner's plan summarised (`analyze: true` runs it,
 rolled back), complexity, anti-pattern findings with rewrites, and CREATE INDEX suggestions
-(never executed; verified with hypopg on PostgreSQL, rolled-back indexes on SQLite). Same
-safety checks and parameters as execute_query.
+(never executed; verified with hypopg on PostgreSQL, on an in-memory copy of the schema on
+SQLite). Same safety checks and parameters as execute_query; tables only, not views.
 """
 
 

@@ -9,6 +9,7 @@ short strings, nothing repeated. Structure comes from the reflection cache
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any
 
 from mcp.server.mcpserver import Context
@@ -66,6 +67,10 @@ def _column_line(column: db_schema.ColumnInfo, pk: tuple[str, ...], denied: bool
     parts = [column.name, column.type]
     if not column.nullable and column.name not in pk:
         parts.append("NOT NULL")
+    if denied:
+        # Name and type only: a denied column's default and comment are text an operator
+        # wrote about its values (a default value, "format 123-45-6789", a sample).
+        return " ".join([*parts, "PK", "DENIED"] if column.name in pk else [*parts, "DENIED"])
     if column.default is not None:
         default = column.default
         parts.append("DEFAULT auto" if default.startswith("nextval(") else f"DEFAULT {default}")
@@ -73,14 +78,21 @@ def _column_line(column: db_schema.ColumnInfo, pk: tuple[str, ...], denied: bool
         parts.append("DEFAULT auto")
     if column.name in pk:
         parts.append("PK")
-    if denied:
-        parts.append("DENIED")
     if column.comment:
         parts.append(f"-- {column.comment}")
     return " ".join(parts)
 
 
-def shape(info: db_schema.TableInfo, denied: set[tuple[str, str]], count: tuple[int, bool] | None) -> TableSchema:
+def _target(fk: db_schema.ForeignKeyInfo, visible: Callable[[str | None, str], bool]) -> str:
+    """The referred table and columns; a table outside the whitelist is not named (nor its columns)."""
+    if not visible(fk.referred_schema, fk.referred_table):
+        return "(a table outside the whitelist)"
+    schema = f"{fk.referred_schema}." if fk.referred_schema else ""
+    return f"{schema}{fk.referred_table}.{', '.join(fk.referred_columns)}"
+
+
+def shape(info: db_schema.TableInfo, denied: set[tuple[str, str]], count: tuple[int, bool] | None,
+          visible: Callable[[str | None, str], bool]) -> TableSchema:
     keys = {info.name.lower()} | ({f"{info.schema}.{info.name}".lower()} if info.schema else set())
     pk = info.primary_key if len(info.primary_key) == 1 else ()
     columns = [
@@ -88,11 +100,7 @@ def shape(info: db_schema.TableInfo, denied: set[tuple[str, str]], count: tuple[
     ]
     if len(info.primary_key) > 1:
         columns.append(f"PRIMARY KEY ({', '.join(info.primary_key)})")
-    fks = [
-        f"{', '.join(f.columns)} -> "
-        f"{(f.referred_schema + '.') if f.referred_schema else ''}{f.referred_table}.{', '.join(f.referred_columns)}"
-        for f in info.foreign_keys
-    ]
+    fks = [f"{', '.join(f.columns)} -> {_target(f, visible)}" for f in info.foreign_keys]
     indexes = [f"{i.name}({', '.join(i.columns)}){' unique' if i.unique else ''}" for i in info.indexes]
     return TableSchema(
         name=f"{info.schema}.{info.name}" if info.schema else info.name,
@@ -143,7 +151,10 @@ async def describe(db: Database, tables: list[str] | None, refresh: bool) -> Sch
     counts = await row_counts(db, [(i.schema, i.name) for i in infos if not i.is_view])
     by_table = iter(counts)
     denied = _denied(db)
-    shaped = [shape(i, denied, None if i.is_view else next(by_table)) for i in infos]
+    def visible(schema: str | None, name: str) -> bool:
+        return db_schema.is_whitelisted(db, schema, name)
+
+    shaped = [shape(i, denied, None if i.is_view else next(by_table), visible) for i in infos]
     hint = None
     if any("DENIED" in c.split(" -- ")[0].split() for t in shaped for c in t.columns):
         hint = "DENIED columns cannot be read: name the columns you need instead of SELECT *"

@@ -33,3 +33,19 @@ class GrantPlan:
     bookkeeping: tuple[str, ...] = ()
     """sqlgate's own migration-version tables in the default schema: SELECT for health's
     migration check (never whitelisted, so never readable through the tools)."""
+    name_outside: bool = False
+    """Whether the checks may name tables and schemas outside the whitelist: for the
+    operator (``sqlgate health``) yes; never in ``health_check``, which an agent reads."""
+
+
+SHOWN = 5  # findings name at most this many tables
+
+
+def outside_whitelist(plan: GrantPlan, subject: str, tables: list[str]) -> str:
+    """The finding for ``tables`` beyond the whitelist that ``subject`` can read: named for
+    the operator, only counted where an agent reads it (their names are not its to know)."""
+    head = f"{subject} {len(tables)} table(s) outside the whitelist"
+    if not plan.name_outside:
+        return f"{head} (`sqlgate health` names them)"
+    more = f" and {len(tables) - SHOWN} more" if len(tables) > SHOWN else ""
+    return f"{head}: {', '.join(tables[:SHOWN])}{more}"

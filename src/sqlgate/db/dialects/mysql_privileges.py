@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import text
 
-from sqlgate.db.dialects.grants import GrantPlan, GrantTable
+from sqlgate.db.dialects.grants import GrantPlan, GrantTable, outside_whitelist
 
 # Global privileges that read beyond table grants: server files, other sessions'
 # statements, every table, or administration.
@@ -24,7 +24,6 @@ BROAD_GLOBAL = {
     "CREATE USER": "CREATE USER",
     "GRANT OPTION": "GRANT OPTION",
 }
-SHOWN = 5
 
 
 def ident(name: str) -> str:
@@ -103,9 +102,7 @@ async def privilege_findings(conn: Any, plan: GrantPlan) -> list[str]:
     beyond = [f"{s}.{t}" for s, t in tables
               if (s.lower(), t.lower()) not in allowed and t.lower() not in plan_bookkeeping(plan)]
     if beyond:
-        more = f" and {len(beyond) - SHOWN} more" if len(beyond) > SHOWN else ""
-        findings.append(f"the connected account can SELECT {len(beyond)} table(s) outside the whitelist: "
-                        f"{', '.join(beyond[:SHOWN])}{more}")
+        findings.append(outside_whitelist(plan, "the connected account can SELECT", beyond))
     whole = [f"{s}.{t}" for s, t in tables if (s.lower(), t.lower()) in denied_tables]
     if whole:
         findings.append(f"the connected account can SELECT every column of {', '.join(whole)}, denied ones included")

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import text
 
-from sqlgate.db.dialects.grants import GrantPlan, GrantTable
+from sqlgate.db.dialects.grants import GrantPlan, GrantTable, outside_whitelist
 
 # Predefined roles that read beyond any table grant: server files, every table, other
 # sessions' activity and settings (PostgreSQL "Predefined Roles").
@@ -18,7 +18,6 @@ BROAD_ROLES = (
     "pg_write_all_data", "pg_monitor", "pg_read_all_stats", "pg_read_all_settings", "pg_stat_scan_tables",
     "pg_signal_backend",
 )
-SHOWN = 5  # findings name at most this many tables
 
 
 def ident(name: str) -> str:
@@ -94,9 +93,7 @@ async def privilege_findings(conn: Any, plan: GrantPlan) -> list[str]:
     beyond = [f"{s}.{t}" for s, t in readable
               if (s.lower(), t.lower()) not in allowed and not t.lower().startswith(("sqlgate_", "alembic_version"))]
     if beyond:
-        more = f" and {len(beyond) - SHOWN} more" if len(beyond) > SHOWN else ""
-        findings.append(f"the connected role can SELECT {len(beyond)} table(s) outside the whitelist: "
-                        f"{', '.join(beyond[:SHOWN])}{more}")
+        findings.append(outside_whitelist(plan, "the connected role can SELECT", beyond))
     for schema, table, column in plan.denied_columns:
         qualified = f"{ident(schema)}.{ident(table)}" if schema else ident(table)
         granted = (await conn.execute(text(

@@ -352,10 +352,11 @@ class SQLiteDialect(Dialect):
 
     # --- plans and index advice (query_optimization) -------------------------------
     # EXPLAIN QUERY PLAN; SQLite has no EXPLAIN ANALYZE, so analyze runs the query and
-    # counts the rows. "What if" indexes are real ones, built on a separate short-lived
-    # read-write connection inside a transaction that is always rolled back (nothing is
-    # committed; writers wait for the lock meanwhile), after the advisor's read ended.
-    # An index the server refuses is simply not built there, hence not used: no check_index.
+    # counts the rows. "What if" indexes are real ones, built in a private in-memory copy of
+    # the schema (and of the planner's statistics, sqlite_stat1/stat4): SQLite plans from the
+    # schema and those statistics, never from the rows, so the copy plans as the file would,
+    # while the database file is only read (a read_only database is never written, no write
+    # lock is taken, and no index is built over the data: the cost does not grow with it).
     what_if_own_connection = True
 
     async def explain(
@@ -395,12 +396,8 @@ class SQLiteDialect(Dialect):
         return IndexSyntax(expressions=True, prefix_like="nocase")
 
     async def what_if_unavailable(self, conn: Any, location: str | None) -> str | None:
-        import os
-
         if not location:
             return "unverified: an in-memory database cannot be opened a second time"
-        if not os.access(location, os.W_OK):
-            return "unverified: sqlgate cannot write the database file to build the index in a rolled-back transaction"
         return None
 
     async def plan_with_indexes(
@@ -422,37 +419,84 @@ class SQLiteDialect(Dialect):
     # --- end of plans and index advice
 
 
+_SCHEMA_ORDER = {"table": 0, "index": 1, "view": 2}
+_STATISTICS = ("sqlite_stat1", "sqlite_stat4")
+
+
 def _sqlite_what_if(
     path: str, sql: str, args: dict[str, Any], indexes: list[tuple[str, str]], timeout_ms: int
 ) -> WhatIfPlan:
     import sqlite3
 
     deadline = time.monotonic() + timeout_ms / 1000
-    con = sqlite3.connect(f"file:{path}?mode=rw", uri=True, isolation_level=None, timeout=2)
+
+    def expired() -> int:
+        return 1 if time.monotonic() > deadline else 0
+
+    source = sqlite3.connect(f"file:{quote(path)}?mode=ro", uri=True, isolation_level=None, timeout=2)
+    try:
+        source.set_progress_handler(expired, 1000)
+        schema = source.execute(
+            "SELECT type, name, sql FROM sqlite_master WHERE sql IS NOT NULL AND type IN ('table', 'index', 'view')"
+        ).fetchall()
+        statistics = {
+            table: source.execute(f"SELECT * FROM {table}").fetchall()  # noqa: S608 - a fixed catalog name
+            for table in _STATISTICS
+            if source.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)).fetchone()
+        }
+    finally:
+        source.close()
+    copy = sqlite3.connect(":memory:", isolation_level=None)
     built: list[bool] = []
     try:
-        con.set_progress_handler(lambda: 1 if time.monotonic() > deadline else 0, 1000)
-        con.execute("BEGIN")
-        try:
-            for _, ddl in indexes:
-                try:
-                    con.execute(ddl)
-                    built.append(True)
-                except sqlite3.OperationalError as exc:
-                    if "interrupted" in str(exc) or "locked" in str(exc) or "readonly" in str(exc):
-                        raise  # the proof cannot run (deadline, a writer, the file), not this index
-                    built.append(False)
-            details = [str(r[-1]) for r in con.execute(sql, args).fetchall()]
-        finally:
-            con.execute("ROLLBACK")
+        copy.set_progress_handler(expired, 1000)
+        for _, name, ddl in sorted(schema, key=lambda row: _SCHEMA_ORDER[row[0]]):
+            if str(name).lower().startswith("sqlite_"):
+                continue
+            try:
+                copy.execute(ddl)
+            except sqlite3.OperationalError as exc:
+                if "interrupted" in str(exc):
+                    raise
+                # a virtual table whose module this build lacks, or the shadow table its virtual table made
+        if statistics:
+            _copy_statistics(copy, statistics)
+        for _, ddl in indexes:
+            try:
+                copy.execute(ddl)
+                built.append(True)
+            except sqlite3.OperationalError as exc:
+                if "interrupted" in str(exc):
+                    raise  # the deadline, not this index
+                built.append(False)
+        details = [str(r[-1]) for r in copy.execute(sql, args).fetchall()]
     finally:
-        con.close()
+        copy.close()
     used, detail = [], []
     for (name, _), ok in zip(indexes, built, strict=True):
         hits = [d for d in details if f"index {name.lower()} " in d.lower() + " "]
         used.append(ok and bool(hits))
         detail.append("; ".join(hits))
     return WhatIfPlan(cost=None, used=used, sizes=[None] * len(indexes), detail=detail)
+
+
+def _copy_statistics(copy: Any, statistics: dict[str, list[tuple[Any, ...]]]) -> None:
+    """The file's planner statistics into ``copy`` (ANALYZE makes the tables, empty here;
+    ``ANALYZE sqlite_master`` reloads them into the planner)."""
+    import sqlite3
+
+    copy.execute("ANALYZE")
+    for table, rows in statistics.items():
+        try:
+            copy.execute(f"DELETE FROM {table}")  # noqa: S608 - a fixed catalog name
+            if rows:
+                marks = ", ".join("?" * len(rows[0]))
+                copy.executemany(f"INSERT INTO {table} VALUES ({marks})", rows)  # noqa: S608 - a fixed catalog name
+        except sqlite3.OperationalError as exc:
+            if "interrupted" in str(exc):
+                raise
+            # stat4 in the file but not in this build: the planner here does not read it either
+    copy.execute("ANALYZE sqlite_master")
 
 
 # A read outside a transaction first runs right on the event loop, with no lock wait and
