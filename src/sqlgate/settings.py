@@ -229,6 +229,10 @@ class Settings(BaseSettings):
         default=1000, ge=1, description="Statements slower than this count as slow in health_check"
     )
     health_timeout_s: float = Field(default=3.0, gt=0, description="Time limit of each health probe")
+    workload_statistics: bool = Field(
+        default=False,
+        description="Let workload_optimization's top_statements read pg_stat_statements: other clients' SQL (normalised)",
+    )
     check_privileges: bool = Field(
         default=True,
         description="health_check reports what the connected role can read beyond the policy (degraded if anything)",

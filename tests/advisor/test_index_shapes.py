@@ -277,9 +277,19 @@ async def test_workload_refuses_an_empty_or_denied_list(sqlite_backend: Backend)
     assert denied.structured_content["error"]["message"].startswith("query 1:")
 
 
+async def test_top_statements_are_refused_unless_the_operator_allows_them(backend: Backend) -> None:
+    """pg_stat_statements holds every client's statements: by default an agent never reads
+    them (another session's SQL); the operator opts in with workload_statistics."""
+    async with backend.client(allowed_tables=TABLES) as client:
+        result = await client.call_tool("workload_optimization", {"top_statements": 3})
+    error = result.structured_content["error"]
+    assert error["code"] == "STATEMENT_NOT_ALLOWED"
+    assert "other clients" in error["message"] and "SQLGATE_WORKLOAD_STATISTICS" in error["hint"]
+
+
 async def test_top_statements_need_pg_stat_statements(backend: Backend) -> None:
     # The session databases have no pg_stat_statements, and sqlgate never creates it.
-    async with backend.client(allowed_tables=TABLES) as client:
+    async with backend.client(allowed_tables=TABLES, workload_statistics=True) as client:
         result = await client.call_tool("workload_optimization", {"top_statements": 3})
     error = result.structured_content["error"]
     assert error["code"] == "DB_ERROR"
@@ -303,7 +313,7 @@ async def test_top_statements_from_pg_stat_statements(data_dir: Path) -> None:
                                "CREATE EXTENSION hypopg", "SELECT pg_stat_statements_reset()")
         for statement in (OR_FILTER, FK_JOIN, "SELECT id FROM sh_orders WHERE id = 3", "SELECT 1"):
             await backend.aexecute(statement)
-        async with backend.client(allowed_tables=TABLES) as client:
+        async with backend.client(allowed_tables=TABLES, workload_statistics=True) as client:
             result = await client.call_tool("workload_optimization", {"top_statements": 3})
         assert not result.is_error, result.content
         data = result.structured_content

@@ -16,9 +16,9 @@ from pydantic import BaseModel, Field
 
 from sqlgate.advisor.models import Advice, WorkloadAdvice, WorkloadItem
 from sqlgate.db.guard import check_parameters
-from sqlgate.errors import InvalidArgument, SqlgateError
+from sqlgate.errors import InvalidArgument, PolicyViolation, SqlgateError
 from sqlgate.tools import checking
-from sqlgate.tools.base import check_sql, database_for, record, require_dict, tool_result
+from sqlgate.tools.base import check_sql, database_for, record, require_dict, runtime, tool_result
 
 
 class OptimizationResult(Advice):
@@ -112,6 +112,15 @@ async def workload_optimization(
             f"workload_optimization takes 1 to {MAX_WORKLOAD} statements (queries plus top_statements), "
             f"not {len(queries) + (top_statements or 0)}",
             "pass the most frequent or most expensive queries",
+        )
+    if top_statements and not runtime(ctx).settings.workload_statistics:
+        # pg_stat_statements holds every client's statements (normalised, comments kept):
+        # another session's SQL, which an agent never reads unless the operator says so.
+        raise PolicyViolation(
+            "top_statements reads other clients' statements from pg_stat_statements, which this server "
+            "does not allow",
+            "pass the queries themselves in `queries`; an operator can allow it with "
+            "SQLGATE_WORKLOAD_STATISTICS=true",
         )
     db = await database_for(ctx, database)
     items = []
