@@ -20,7 +20,7 @@ from sqlglot.errors import ErrorLevel
 from sqlglot.tokenizer_core import Token, TokenType
 
 from sqlgate.errors import PolicyViolation
-from sqlgate.safety import literals, profiles
+from sqlgate.safety import arguments, literals, profiles
 from sqlgate.safety.profiles import SafetyProfile
 
 # Nesting the parser is asked to handle: parentheses, CASE and runs of prefix operators
@@ -172,6 +172,9 @@ def parse_with_tokens(
         (statement, chunk) for statement, chunk in zip(statements, chunks, strict=True)
         if statement is not None and not isinstance(statement, exp.Semicolon)
     ]
+    for statement, chunk in found:
+        if chunk:
+            arguments.check_arguments(statement, chunk, profile)
     if any(t.token_type is TokenType.HINT for t in tokens):
         for statement, chunk in found:
             _guard_hints(statement, sum(1 for t in chunk if t.token_type is TokenType.HINT))

@@ -113,6 +113,10 @@ class SafetyProfile:
     strings: StringSyntax = StringSyntax()
     """How the server reads string literals (checked before parsing, used to write them back)."""
     positional_placeholder: str = "?"
+    keyword_arguments: frozenset[tuple[str, int]] = frozenset()
+    """(function, argument index) of plain calls whose argument the server reads as a
+    keyword, not a name (MySQL ``TIMESTAMPDIFF(DAY, a, b)``): elsewhere a bare name in a
+    call's argument list is a column, and sqlglot must read it as one (``safety.arguments``)."""
     ctes_see_all_siblings: bool = False
     """Every CTE of a WITH list is visible in every other, earlier ones too (SQLite)."""
     """The positional placeholder style of the dialect: ``?`` (SQLite, MySQL) or ``$1`` (PostgreSQL)."""

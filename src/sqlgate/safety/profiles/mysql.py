@@ -65,4 +65,6 @@ PROFILE = SafetyProfile(
     # Harmless to read; every other @@variable can reveal paths, hosts or settings.
     allowed_system_variables=frozenset({"version", "version_comment", "time_zone", "system_time_zone"}),
     timeout_hints=frozenset({"max_execution_time"}),
+    # TIMESTAMPDIFF(DAY, a, b), TIMESTAMPADD(HOUR, n, d): the unit is a keyword in MySQL's grammar.
+    keyword_arguments=frozenset({("timestampdiff", 0), ("timestampadd", 0)}),
 )

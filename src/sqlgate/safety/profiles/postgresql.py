@@ -112,4 +112,6 @@ PROFILE = SafetyProfile(
         "line", "lseg", "box", "path", "polygon", "circle", "citext", "ltree",
     }),
     uninterruptible_types=frozenset({"xml"}),
+    # normalize(text, NFC): the form is a keyword in PostgreSQL's grammar.
+    keyword_arguments=frozenset({("normalize", 1)}),
 )
