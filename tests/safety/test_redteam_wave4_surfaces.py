@@ -261,3 +261,36 @@ async def test_sqlite_what_if_costs_the_same_whatever_the_size_of_the_data(tmp_p
     assert result.structured_content["index_suggestions"], text_of(result)
     assert all(s["verified"] for s in result.structured_content["index_suggestions"])
     assert took < 3.0, took
+
+
+# ------------------------------------------------------------------ foreign key errors
+
+async def test_a_foreign_key_error_never_names_the_table_outside_the_whitelist(
+    backend: Backend, shop: dict[str, str],
+) -> None:
+    """A write that breaks a foreign key gets the database's error, but the table on the
+    key's other side is named only when it is whitelisted: PostgreSQL ``is not present in
+    table "h"`` / ``is still referenced from table "k"``, MySQL ``(`db`.`k`, CONSTRAINT ...
+    REFERENCES `h` (`id`))`` (SQLite's messages name no table)."""
+    o, c = shop["o"], shop["c"]
+    parent, child = unique("r4par"), unique("r4kid")
+    await backend.aexecute(
+        f"CREATE TABLE {parent} (id INTEGER PRIMARY KEY)",
+        f"CREATE TABLE {child} (id INTEGER PRIMARY KEY, parent_id INTEGER REFERENCES {parent}(id))",
+        f"INSERT INTO {parent} VALUES (1)", f"INSERT INTO {child} VALUES (1, 1)",
+    )
+    allowed = f"{c},{o},{parent}"
+    async with backend.client(allowed_tables=allowed, mode="read_write") as client:
+        orphan = await client.call_tool(
+            "execute_query", {"query": f"INSERT INTO {o} (id, customer_id, hid, total) VALUES (77, 1, 424242, 1)"})
+        referenced = await client.call_tool("execute_query", {"query": f"DELETE FROM {parent} WHERE id = 1"})
+        wrong_customer = await client.call_tool(
+            "execute_query", {"query": f"INSERT INTO {o} (id, customer_id, total) VALUES (78, 424242, 1)"})
+    for result in (orphan, referenced, wrong_customer):
+        assert code_of(result) == "CONSTRAINT_VIOLATION", text_of(result)
+    for result, hidden in ((orphan, shop["h"]), (referenced, child)):
+        assert hidden not in text_of(result), text_of(result)
+        if backend.name != "sqlite":
+            assert "(a table outside the whitelist)" in text_of(result), text_of(result)
+    if backend.name != "sqlite":  # a whitelisted table on the key's other side is still named
+        assert c in text_of(wrong_customer), text_of(wrong_customer)

@@ -22,6 +22,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 from sqlalchemy.util import await_
+from sqlglot import exp
 
 from sqlgate.db import dialects
 from sqlgate.db.dialects import Dialect, async_url
@@ -30,7 +31,8 @@ from sqlgate.errors import ConfigError, DatabaseUnavailable, InvalidArgument, Po
 from sqlgate.logging import get_logger, mask_secrets
 from sqlgate.safety import profiles as safety_profiles
 from sqlgate.safety.policy import COLUMNS_SEP, Policy
-from sqlgate.safety.redact import redact_error
+from sqlgate.safety.redact import redact_error, redact_tables
+from sqlgate.safety.tables import TableName, is_allowed, parse_whitelist, table_key
 from sqlgate.settings import ResolvedDatabase, Settings
 
 log = get_logger("sqlgate.db")
@@ -167,11 +169,23 @@ class Database:
 
     def map_error(self, exc: BaseException, timeout_ms: int) -> SqlgateError:
         """The dialect's error for ``exc``; where the policy denies columns, the values the
-        database quoted in its message are redacted (a denied value could be among them)."""
+        database quoted in its message are redacted (a denied value could be among them);
+        a table outside the whitelist the message names (a foreign key's other side) is
+        not named."""
         error = self.driver.map_error(exc, timeout_ms)
         if self.policy.denied_columns:
             redact_error(error)
-        return error
+        return redact_tables(error, self.table_visible)
+
+    def table_visible(self, schema: str | None, name: str) -> bool:
+        """Whether the table the database names ``schema.name`` (exact spelling, as in its
+        messages) is on the whitelist; another database's table never is."""
+        if schema is not None and schema != (self.policy.default_schema or schema):
+            return False
+        whitelist = parse_whitelist(self.policy.allowed_tables or (), self.dialect)
+        key = table_key(exp.to_identifier(name, quoted=True), self.dialect)
+        return key is not None and is_allowed(TableName(None, key), whitelist, table_key(
+            self.policy.default_schema, self.dialect) if self.policy.default_schema else None)
 
     def unreachable(self, exc: BaseException) -> DatabaseUnavailable:
         first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__

@@ -11,6 +11,7 @@ agent; the names of keys, columns, constraints and tables stay.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from sqlgate.errors import SqlgateError
 
@@ -108,4 +109,44 @@ def redact_error(error: SqlgateError) -> SqlgateError:
     return error
 
 
-__all__ = ["MASK", "redact_error", "redact_text"]
+# Table names a database writes in its errors: PostgreSQL ``table "h"`` (a foreign key's
+# ``is not present in table "h"``, ``is still referenced from table "h"``, ``on table``) and
+# MySQL/MariaDB foreign key texts ``(`db`.`child`, CONSTRAINT `fk` FOREIGN KEY (`c`)
+# REFERENCES `parent` (`id`))``.
+_PG_TABLE = re.compile(r'(\btable )"((?:[^"]|"")+)"')
+_MY_FK_CHILD = re.compile(r"\(`((?:[^`]|``)+)`\.`((?:[^`]|``)+)`(?=, CONSTRAINT )")
+_MY_REFERENCES = re.compile(r"(REFERENCES )`((?:[^`]|``)+)`")
+# A constraint's name is often made of its table's and column's (``kid_parent_id_fkey``,
+# ``kid_ibfk_1``); the columns of MySQL's ``FOREIGN KEY (`c`)`` are the child table's.
+_CONSTRAINT_NAME = re.compile(r'(\bconstraint )(?:"(?:[^"]|"")+"|`(?:[^`]|``)+`)', re.IGNORECASE)
+_MY_FK_COLUMNS = re.compile(r"(FOREIGN KEY )\((?:[^()`]|`(?:[^`]|``)*`)*\)")
+HIDDEN_TABLE = "(a table outside the whitelist)"
+
+
+def redact_tables(error: SqlgateError, visible: Callable[[str | None, str], bool]) -> SqlgateError:
+    """Replace, in place, the names of tables the agent may not see (``visible(schema, name)``
+    is False, names as the database wrote them) that ``error``'s message names: a foreign
+    key's error names the table on its other side, which need not be whitelisted."""
+
+    def pg(match: re.Match[str]) -> str:
+        name = match.group(2).replace('""', '"')
+        return match.group(0) if visible(None, name) else match.group(1) + HIDDEN_TABLE
+
+    def my_child(match: re.Match[str]) -> str:
+        schema, name = (g.replace("``", "`") for g in match.groups())
+        return match.group(0) if visible(schema, name) else "(" + HIDDEN_TABLE
+
+    def my_parent(match: re.Match[str]) -> str:
+        name = match.group(2).replace("``", "`")
+        return match.group(0) if visible(None, name) else match.group(1) + HIDDEN_TABLE
+
+    text = _MY_REFERENCES.sub(my_parent, _MY_FK_CHILD.sub(my_child, _PG_TABLE.sub(pg, error.message)))
+    if text != error.message:  # a hidden table is involved: its constraint's names go too
+        text = _CONSTRAINT_NAME.sub(lambda m: m.group(1) + MASK, text)
+        text = _MY_FK_COLUMNS.sub(lambda m: f"{m.group(1)}({MASK})", text)
+        error.message = text
+        error.args = (text, *error.args[1:])
+    return error
+
+
+__all__ = ["HIDDEN_TABLE", "MASK", "redact_error", "redact_tables", "redact_text"]
