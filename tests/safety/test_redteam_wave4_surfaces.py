@@ -175,6 +175,7 @@ async def test_health_check_counts_tables_outside_the_whitelist_but_never_names_
 ) -> None:
     server, shop_ = server_shop
     role, password = unique("sqlgate_r4"), "pw-" + unique("x")
+    other_database = unique("r4otherdb")
     tables = (shop_["c"], shop_["o"], shop_["h"])
     if server.name == "postgres":
         setup = [f"CREATE ROLE \"{role}\" LOGIN PASSWORD '{password}'",
@@ -182,7 +183,9 @@ async def test_health_check_counts_tables_outside_the_whitelist_but_never_names_
     else:
         database = server.url.rsplit("/", 1)[1]
         setup = [f"CREATE USER '{role}'@'%' IDENTIFIED BY '{password}'",
-                 *(f"GRANT SELECT ON `{database}`.`{t}` TO '{role}'@'%'" for t in tables)]
+                 *(f"GRANT SELECT ON `{database}`.`{t}` TO '{role}'@'%'" for t in tables),
+                 # a whole other database the account may read: the agent is not told its name
+                 f"GRANT SELECT ON `{other_database}`.* TO '{role}'@'%'"]
     try:
         await server.aexecute(*setup)
         url = role_url(server.url, role, password)
@@ -190,7 +193,7 @@ async def test_health_check_counts_tables_outside_the_whitelist_but_never_names_
         async with server.client(**overrides) as client:
             result = await client.call_tool("health_check", {"include_stats": False})
         text = text_of(result)
-        assert shop_["h"] not in text, text
+        assert shop_["h"] not in text and other_database not in text, text
         assert "1 table(s) outside the whitelist" in text, text
         # The operator's report (sqlgate health) still names them.
         database = create_database(server.settings(**overrides).resolved_databases()[0], server.settings(**overrides))
@@ -199,6 +202,8 @@ async def test_health_check_counts_tables_outside_the_whitelist_but_never_names_
         finally:
             await database.engine.dispose()
         assert any(shop_["h"] in finding for finding in found.findings), found
+        if server.name == "mysql":
+            assert any(other_database in finding for finding in found.findings), found
     finally:
         await drop_role(server, role)
 

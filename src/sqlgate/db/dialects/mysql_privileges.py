@@ -93,7 +93,10 @@ async def privilege_findings(conn: Any, plan: GrantPlan) -> list[str]:
         "SELECT DISTINCT TABLE_SCHEMA FROM information_schema.SCHEMA_PRIVILEGES "
         "WHERE GRANTEE IN :g AND PRIVILEGE_TYPE = 'SELECT'").bindparams(_expanding("g")), params)).scalars().all()
     if schemas:
-        findings.append(f"the connected account can SELECT every table of {', '.join(schemas)}")
+        # Database names are shown to the operator; the agent learns only how many there are.
+        named = ", ".join(schemas) if plan.name_outside or list(schemas) == [plan.database] else (
+            f"{len(schemas)} database(s)")
+        findings.append(f"the connected account can SELECT every table of {named}")
     allowed = {((t.schema or plan.database).lower(), t.name.lower()): t for t in plan.tables}
     denied_tables = {((s or plan.database).lower(), t.lower()) for s, t, _ in plan.denied_columns}
     tables = (await conn.execute(text(
