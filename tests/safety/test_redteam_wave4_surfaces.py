@@ -299,3 +299,33 @@ async def test_a_foreign_key_error_never_names_the_table_outside_the_whitelist(
             assert "(a table outside the whitelist)" in text_of(result), text_of(result)
     if backend.name != "sqlite":  # a whitelisted table on the key's other side is still named
         assert c in text_of(wrong_customer), text_of(wrong_customer)
+
+
+# ------------------------------------------------------------------ EXPLAIN through execute_query
+
+async def test_explain_of_a_view_and_describe_of_a_table_are_refused_in_every_tool(
+    backend: Backend, shop: dict[str, str],
+) -> None:
+    """The plan of a statement on a view is the plan of the tables behind it: PostgreSQL
+    named the hidden table, MariaDB's EXPLAIN FORMAT=JSON held a hidden value read while
+    planning, SQLite's bytecode holds the view's constants. MySQL ``DESC t`` / ``EXPLAIN t``
+    printed a denied column's DEFAULT. All refused; EXPLAIN of a statement on a table stays."""
+    v, c = shop["v"], shop["c"]
+    explains = {"postgres": [f"EXPLAIN SELECT id FROM {v} WHERE id = 1", f"EXPLAIN (FORMAT JSON) SELECT * FROM {v}"],
+                "mysql": [f"EXPLAIN FORMAT=JSON SELECT id FROM {v} WHERE id = 1", f"DESCRIBE SELECT * FROM {v}"],
+                "sqlite": [f"EXPLAIN SELECT id FROM {v} WHERE id = 1", f"EXPLAIN QUERY PLAN SELECT * FROM {v}"]}
+    async with backend.client(**settings(shop)) as client:
+        refused = [await client.call_tool("execute_query", {"query": q}) for q in explains[backend.name]]
+        in_batch = await client.call_tool("transaction_manager", {"action": "run", "operations": [
+            {"query": f"SELECT id FROM {c} WHERE id = 1"}, {"query": explains[backend.name][0]}]})
+        described = ([await client.call_tool("execute_query", {"query": f"{word} {c}"})
+                      for word in ("DESC", "DESCRIBE", "EXPLAIN")] if backend.name == "mysql" else [])
+        plain = await client.call_tool("execute_query", {"query": f"EXPLAIN SELECT id FROM {c} WHERE id = 1"})
+    for result in (*refused, *described):
+        assert code_of(result) == "STATEMENT_NOT_ALLOWED", text_of(result)
+        assert_clean(text_of(result), shop)
+    assert in_batch.is_error and in_batch.structured_content["error"]["code"] == "STATEMENT_NOT_ALLOWED"
+    assert in_batch.structured_content["error"].get("failed_operation") == 1, text_of(in_batch)
+    assert "is a view" in text_of(refused[0]), text_of(refused[0])
+    assert all("describe_schema" in text_of(result) for result in described)
+    assert not plain.is_error, text_of(plain)

@@ -24,7 +24,7 @@ from sqlgate.advisor.models import (
 from sqlgate.advisor.scope import Statement, prepare
 from sqlgate.db.dialects.plans import WhatIfFailed
 from sqlgate.db.guard import GuardedTransaction
-from sqlgate.db.schema import TableInfo, table_info
+from sqlgate.db.schema import TableInfo, table_info, view_plan_refused
 from sqlgate.errors import InvalidArgument, PolicyViolation
 from sqlgate.safety import parse
 from sqlgate.safety.rules import READ_KINDS
@@ -56,6 +56,10 @@ def statement_to_plan(verdict: Verdict, query: str, analyze: bool) -> exp.Expr:
     return statement
 
 
+_VIEW_HINT = ("query_optimization plans statements on tables only; run the view's query on its "
+              "(whitelisted) tables instead, or use execute_query")
+
+
 async def _structures(database: Database, verdicts: list[Verdict]) -> dict[str, TableInfo]:
     infos: dict[str, TableInfo] = {}
     for verdict in verdicts:
@@ -67,15 +71,7 @@ async def _structures(database: Database, verdicts: list[Verdict]) -> dict[str, 
             except PolicyViolation:
                 continue  # a table that vanished: advice without its structure
             if info.is_view:
-                # A view's plan is the plan of the tables behind it: their names, row counts and
-                # indexes, the view's own conditions with their constants, and (MariaDB) values of
-                # rows read while planning. Those tables need not be whitelisted.
-                raise PolicyViolation(
-                    f"{table} is a view: its plan would show the tables behind it",
-                    "query_optimization plans statements on tables only; run the view's query on its "
-                    "(whitelisted) tables instead, or use execute_query",
-                    code="STATEMENT_NOT_ALLOWED",
-                )
+                raise view_plan_refused(table, _VIEW_HINT)
             infos[table.lower()] = info
     return infos
 

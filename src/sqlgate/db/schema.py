@@ -15,12 +15,14 @@ from sqlgate.db.structure import ColumnInfo, ForeignKeyInfo, IndexInfo, SchemaCa
 from sqlgate.errors import PolicyViolation
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from sqlgate.db.dialects import Dialect
     from sqlgate.db.engines import Database
 
 __all__ = [
-    "ColumnInfo", "ForeignKeyInfo", "IndexInfo", "SchemaCache", "TableInfo", "forget", "is_whitelisted", "split_name",
-    "table_info",
+    "ColumnInfo", "ForeignKeyInfo", "IndexInfo", "SchemaCache", "TableInfo", "forget", "is_whitelisted",
+    "refuse_view_plans", "split_name", "table_info", "view_plan_refused",
 ]
 
 
@@ -160,3 +162,24 @@ def _reflected_case(parsed: Any, folded: str) -> str:
 def forget(database: Database) -> None:
     """Drop the cached structure (after a migration, or on an explicit refresh)."""
     _cache(database).tables.clear()
+
+
+def view_plan_refused(table: str, hint: str) -> PolicyViolation:
+    """The refusal of a plan of a statement on a view: a view's plan is the plan of the
+    tables behind it (their names, row counts and indexes), with the view's own conditions
+    and their constants, and on MariaDB values of rows read while planning; those tables
+    need not be whitelisted."""
+    return PolicyViolation(
+        f"{table} is a view: its plan would show the tables behind it", hint, code="STATEMENT_NOT_ALLOWED"
+    )
+
+
+async def refuse_view_plans(database: Database, tables: Iterable[str], hint: str) -> None:
+    """``view_plan_refused`` when one of ``tables`` is a view."""
+    for table in tables:
+        try:
+            info = await table_info(database, table)
+        except PolicyViolation:
+            continue  # not whitelisted or gone: the statement's own check says so
+        if info.is_view:
+            raise view_plan_refused(table, hint)

@@ -73,6 +73,15 @@ def split_explain(command: exp.Command, profile: SafetyProfile) -> tuple[str, st
 
 
 def check_describe(statement: exp.Describe) -> None:
+    if not isinstance(statement.this, exp.Query | exp.DML):
+        # MySQL `DESC t` / `EXPLAIN t` / `DESCRIBE t` describe a table, not a plan: its
+        # columns' defaults too, a denied column's among them (describe_schema shows what
+        # the policy lets an agent see).
+        raise PolicyViolation(
+            "DESCRIBE of a table is not allowed",
+            "use the describe_schema tool to see tables and columns; EXPLAIN takes a statement",
+            code="STATEMENT_NOT_ALLOWED",
+        )
     style = statement.args.get("style")
     if style is not None and str(style).upper() not in {"EXTENDED", "PARTITIONS"}:
         raise _deny_analyze()

@@ -86,6 +86,16 @@ def check_sql(database: Database, sql: str, *, hoist: bool = False) -> Verdict:
     return verdict
 
 
+async def refuse_explained_views(database: Database, verdict: Verdict) -> None:
+    """An EXPLAIN of a statement on a view is refused (``db.schema.view_plan_refused``)."""
+    if verdict.statement_kind == "explain":
+        from sqlgate.db.schema import refuse_view_plans
+
+        await refuse_view_plans(
+            database, verdict.tables, "EXPLAIN plans statements on tables only: explain the view's query on its tables"
+        )
+
+
 def require_dict(value: Any, name: str) -> dict[str, Any]:
     if value is None:
         return {}

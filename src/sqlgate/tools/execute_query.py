@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from sqlgate.db import guard
 from sqlgate.tools import checking
-from sqlgate.tools.base import check_sql, database_for, record, runtime, tool_result
+from sqlgate.tools.base import check_sql, database_for, record, refuse_explained_views, runtime, tool_result
 
 
 class QueryResult(BaseModel):
@@ -70,6 +70,7 @@ async def execute_query(
     db = await database_for(ctx, database)
     await checking.prime(db, (query,))  # a long text is checked off the event loop
     verdict = check_sql(db, query, hoist=True)  # shape cache: literals as bound parameters
+    await refuse_explained_views(db, verdict)
     params = verdict.values(parameters)  # an object for :name, an array for $1 / ?
     timeout_ms = db.policy.statement_timeout_ms
     if timeout_seconds is not None:

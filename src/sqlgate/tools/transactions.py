@@ -26,7 +26,15 @@ from sqlgate.db.interactive import (
 )
 from sqlgate.errors import InvalidArgument, OperationFailed, SqlgateError
 from sqlgate.tools import checking
-from sqlgate.tools.base import Runtime, check_sql, database_for, record, runtime, tool_result
+from sqlgate.tools.base import (
+    Runtime,
+    check_sql,
+    database_for,
+    record,
+    refuse_explained_views,
+    runtime,
+    tool_result,
+)
 
 if TYPE_CHECKING:
     from sqlgate.db.engines import Database
@@ -135,7 +143,7 @@ async def transaction_manager(
         timeout_ms = _timeout_ms(db, timeout_seconds)
         isolation = _isolation(db, isolation_level, operations)
         await checking.prime(db, (op.query for op in operations or []))  # long texts off the loop
-        checked = _validate(db, operations or [], required=action == "run")
+        checked = await _checked(db, operations or [], required=action == "run")
         if action == "run":
             return await _run_batch(
                 db, checked, isolation, dry_run, timeout_ms, started,
@@ -158,7 +166,7 @@ async def transaction_manager(
     if action == "execute":
         try:
             await checking.prime(entry.database, (op.query for op in operations or []))
-            checked = _validate(entry.database, operations or [], required=True)
+            checked = await _checked(entry.database, operations or [], required=True)
         except BaseException:
             transactions.release(entry)
             raise
@@ -212,13 +220,30 @@ def _validate(
                     "pass a value for every placeholder in `parameters`",
                 )
         except SqlgateError as error:
-            raise OperationFailed(
-                error, f"operations[{index}] was refused: {error.message}; nothing was run",
-                {"failed_operation": index, "committed": False},
-            ) from error
+            raise _refused(error, index) from error
         checked.append((verdict, params, operation.fetch_mode))
     if len(checked) > 1:
         record(statement_kind="transaction")
+    return checked
+
+
+def _refused(error: SqlgateError, index: int) -> OperationFailed:
+    return OperationFailed(
+        error, f"operations[{index}] was refused: {error.message}; nothing was run",
+        {"failed_operation": index, "committed": False},
+    )
+
+
+async def _checked(
+    db: Database, operations: list[Operation], *, required: bool
+) -> list[tuple[Verdict, dict[str, Any], str]]:
+    """``_validate``, then what needs the database: no EXPLAIN of a statement on a view."""
+    checked = _validate(db, operations, required=required)
+    for index, (verdict, _, _) in enumerate(checked):
+        try:
+            await refuse_explained_views(db, verdict)
+        except SqlgateError as error:
+            raise _refused(error, index) from error
     return checked
 
 
