@@ -158,6 +158,14 @@ class MySQLDialect(Dialect):
             # dropped row by row (bounded by the row cap).
             unread = budget.truncated_by == "max_result_bytes" and not conn.get_transaction_status()
             return RawResult(columns, budget.rows, cur.rowcount, budget.more, unread=unread)
+        except BaseException as exc:
+            # Unless the server reported the error, the boundary stops the statement and
+            # drops the connection: reading the rest of the result here waited on a silent
+            # link, and on a connection aiomysql had already closed it raised AttributeError
+            # ('NoneType' object has no attribute 'readexactly') over the real error.
+            if not self.answered(exc):
+                unread = True
+            raise
         finally:
             if not unread:
                 await cur.close()

@@ -160,9 +160,29 @@ class PostgresDialect(Dialect):
             # More rows than the first fetch held: run it again through a cursor, which
             # lives in a transaction (its end closes the portal), chunk by chunk.
             budget.reset()
-            async with conn.transaction():
-                await _pg_stream(prepared, args, fetching, backstop, close=False)
+            await self._stream_in_transaction(conn, prepared, args, fetching, backstop)
         return RawResult(columns, budget.rows, _pg_rowcount(prepared.get_statusmsg()), budget.more)
+
+    async def _stream_in_transaction(
+        self, conn: Any, prepared: Any, args: list[Any], budget: Any, backstop: float
+    ) -> None:
+        """``_pg_stream`` in a transaction of its own (its end closes the portal).
+
+        Rolled back only after an error the server answered (the connection goes on). After
+        anything else (the call's deadline, a cancel, a lost link) no ROLLBACK is sent: the
+        boundary drops the connection and the server ends the transaction with it. asyncpg's
+        ``async with conn.transaction()`` sent one without a time limit, so a link that went
+        silent mid-fetch held the call past its deadline, for ever.
+        """
+        transaction = conn.transaction()
+        await transaction.start()
+        try:
+            await _pg_stream(prepared, args, budget, backstop, close=False)
+        except BaseException as exc:
+            if self.answered(exc):
+                await asyncio.wait_for(transaction.rollback(), backstop)
+            raise
+        await transaction.commit()
 
     # --- errors and cancellation (the execution boundary, db/boundary.py)
 
