@@ -7,16 +7,21 @@ has gathered in one batch (under a burst, batches form by themselves while the p
 insert runs). ``close()`` — called by the server lifespan on a clean shutdown — writes
 everything still queued before the engines close.
 
-A broken sink (database down, table missing) never fails a tool call: the failure is
-logged, ``health_check`` reports the audit log as broken (status ``degraded``), and the
-rows are kept in memory (up to ``MAX_PENDING``) and retried; beyond that they are dropped
-and counted.
+A broken sink (database down or silent, table missing, disk full, file locked, corrupt or
+deleted) never fails a tool call: the failure is logged, ``health_check`` reports the audit
+log as broken (status ``degraded``), and the rows are kept in memory (up to
+``MAX_PENDING``) and retried; beyond that they are dropped and counted. Every write is
+bounded (``WRITE_TIMEOUT_S``): a sink that stops answering is broken, not a writer stuck for
+ever while the queue fills unseen.
 
 No record can poison the log: every text is made storable before it is queued (lone
 surrogates and NUL written as visible ``\\uXXXX`` escapes, a backslash in such a text
 doubled, so nothing is lost; texts cut to what their column holds on every sink). A batch
-that still fails is retried record by record; a record the sink refuses while the sink
-itself works is logged once, counted (``rejected``) and skipped, never blocking the others.
+that the sink refuses for what a record holds (a constraint, a value that does not fit:
+the DB-API's IntegrityError / DataError, SQLSTATE classes 22 and 23) is retried record by
+record; a record refused so while the sink itself works is logged once, counted
+(``rejected``) and skipped, never blocking the others. Any other failure (disk full, a lock,
+a lost link) is the sink's, never a record's: the records are kept for the retry.
 
 The sink is ``settings.audit_database_url``, or by default ``audit.sqlite3`` beside the
 demo database in ``data_dir`` (created and migrated on first use). A server database
@@ -26,11 +31,13 @@ used as the sink must be prepared with ``sqlgate migrate upgrade`` first.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import hashlib
 import json
 import re
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -52,6 +59,9 @@ BATCH = 500
 RETRY_S = 2.0
 FLUSH_S = 0.05  # gather a batch this long after the first record: one insert, not one per call
 CLOSE_TIMEOUT_S = 15.0
+# One write attempt (a batch insert, a probe) may take this long; then the sink is broken.
+# Longer than a SQLite file's busy timeout (5 s), so a lock reports as itself.
+WRITE_TIMEOUT_S = 10.0
 _SQL_LIMIT = 1_000_000  # characters of SQL kept per record
 _TEXT_BYTES = 60_000  # TEXT columns (parameters, table_names): MySQL's TEXT holds 65,535 bytes
 _HOSTILE = re.compile("[\\x00\\ud800-\\udfff]")
@@ -146,6 +156,9 @@ class AuditLog:
         self._pending: list[dict[str, Any]] = []
         self._engine: Any = None
         self._sqlite = False  # the sink is a SQLite file (set by start)
+        self._file: tuple[str, tuple[int, int] | None] | None = None  # a SQLite sink's path, (dev, inode) opened
+        self._inflight = 0  # records in the write under way
+        self._abandoned: set[asyncio.Future[Any]] = set()  # writes given up on (a silent sink)
         self._task: asyncio.Task[None] | None = None
         self._closing = asyncio.Event()
         self._sigterm_loop: asyncio.AbstractEventLoop | None = None
@@ -157,21 +170,24 @@ class AuditLog:
         """Open the sink (creating the default file) and start the writer. Never raises."""
         from sqlalchemy.ext.asyncio import create_async_engine
 
-        from sqlgate.db.dialects import async_url
+        from sqlgate.db import dialects
 
         try:
-            url = async_url(self.url)
+            url = dialects.async_url(self.url)
             sqlite = self._sqlite = url.get_backend_name() == "sqlite"
             if sqlite:  # a file: no liveness ping (each one a hop to the driver's thread)
                 kwargs: dict[str, Any] = {"connect_args": {"timeout": 5}}
+                if url.database and url.database != ":memory:" and not url.database.startswith("file:"):
+                    self._file = (url.database, None)
             else:
                 kwargs = {"pool_pre_ping": True, "pool_size": 1, "max_overflow": 1}
+                timeout_arg = dialects.for_url(url).connect_timeout_arg
+                if timeout_arg is not None:  # a silent sink: the connect gives up too
+                    kwargs["connect_args"] = {timeout_arg: WRITE_TIMEOUT_S}
             self._engine = create_async_engine(url, **kwargs)
             if sqlite:
                 sa.event.listen(self._engine.sync_engine, "connect", _sqlite_pragmas)
-            if self.default_sink:
-                await self._prepare_default_sink()
-            await self._check_table()
+            await self._bounded(self._open_sink())
             self.state = "ok"
         except Exception as exc:  # noqa: BLE001 - a broken sink must not stop the server
             self._broken(exc, "the audit database is not usable")
@@ -230,9 +246,10 @@ class AuditLog:
             try:
                 await asyncio.wait_for(asyncio.shield(self._task), CLOSE_TIMEOUT_S)
             except TimeoutError:
+                log.error("audit log: gave up flushing at shutdown", unwritten=self._backlog() + self._inflight)
                 self._task.cancel()
-                log.error("audit log: gave up flushing at shutdown", unwritten=self._backlog())
-        lost = self._backlog()
+                await asyncio.wait({self._task}, timeout=1.0)  # let it put its connection back
+        lost = self._backlog() + self._inflight
         if lost:
             self.dropped += lost
             log.error("audit log: records lost at shutdown, the sink is broken", lost=lost, sink=self.display_url)
@@ -337,15 +354,20 @@ class AuditLog:
         if not rows:
             return
         done = 0
+        self._inflight = len(rows)
         try:
             if self._engine is None:
                 raise RuntimeError("the audit database could not be opened")
+            if self._file is not None and self._file[1] != _file_identity(self._file[0]):
+                await self._bounded(self._reopen())
             for start in range(0, len(rows), BATCH):
                 chunk = rows[start:start + BATCH]
                 try:
-                    await self._insert(chunk)
-                except Exception:  # noqa: BLE001 - find the record(s) the sink refuses
-                    await self._write_one_by_one(chunk)
+                    await self._bounded(self._insert(chunk))
+                except Exception as exc:
+                    if not refused_for_content(exc):  # the sink's own failure: keep them all
+                        raise _SinkBroken(chunk, exc) from exc
+                    await self._write_one_by_one(chunk)  # find the record(s) the sink refuses
                 else:
                     self.written += len(chunk)
                 done += len(chunk)
@@ -363,6 +385,8 @@ class AuditLog:
             self._pending = unwritten[-MAX_PENDING:]
             self.dropped += len(unwritten) - len(self._pending)
             self._broken(exc, "writing audit records failed")
+        finally:
+            self._inflight = 0
 
     async def _insert(self, chunk: list[dict[str, Any]]) -> None:
         """One batch, one transaction. On a SQLite file, in one hop to the driver's thread
@@ -383,10 +407,9 @@ class AuditLog:
         fails too the sink is broken: raise, and the rest waits for a retry."""
         for index, row in enumerate(chunk):
             try:
-                async with self._engine.begin() as conn:
-                    await conn.execute(audit_table.insert(), [row])
+                await self._bounded(self._insert_one(row))
             except Exception as exc:  # noqa: BLE001
-                if not await self._sink_works():
+                if not refused_for_content(exc) or not await self._sink_works():
                     # Keep this record and the rest of the chunk for the retry.
                     raise _SinkBroken(chunk[index:], exc) from exc
                 self.rejected += 1
@@ -398,13 +421,58 @@ class AuditLog:
             else:
                 self.written += 1
 
+    async def _insert_one(self, row: dict[str, Any]) -> None:
+        async with self._engine.begin() as conn:
+            await conn.execute(audit_table.insert(), [row])
+
     async def _sink_works(self) -> bool:
-        try:
+        async def probe() -> None:
             async with self._engine.connect() as conn:
                 await conn.execute(sa.select(sa.func.count()).select_from(audit_table).where(sa.false()))
+
+        try:
+            await self._bounded(probe())
             return True
         except Exception:  # noqa: BLE001
             return False
+
+    async def _bounded(self, work: Coroutine[Any, Any, None]) -> None:
+        """``work`` within ``WRITE_TIMEOUT_S``. A sink that does not answer by then is given
+        up on: the attempt is cancelled and left to end in the background, and the pool is
+        replaced (the connection it holds may never come back), so the retry starts afresh."""
+        attempt = asyncio.ensure_future(work)
+        try:
+            done, _ = await asyncio.wait({attempt}, timeout=WRITE_TIMEOUT_S)
+        except asyncio.CancelledError:
+            attempt.cancel()
+            raise
+        if not done:
+            attempt.cancel()
+            self._abandoned.add(attempt)
+            attempt.add_done_callback(self._abandoned.discard)
+            with contextlib.suppress(Exception):
+                await self._engine.dispose(close=False)
+            raise TimeoutError(f"the audit database did not answer within {WRITE_TIMEOUT_S:g} s")
+        attempt.result()
+
+    async def _open_sink(self) -> None:
+        if self.default_sink:
+            await self._prepare_default_sink()
+        await self._check_table()
+        if self._file is not None:
+            self._file = (self._file[0], _file_identity(self._file[0]))
+
+    async def _reopen(self) -> None:
+        """The SQLite file was deleted or replaced under the server (its data directory
+        removed, a restore): records written through the old connections would go to a
+        file no one can read. Close them and open the file at the path (the default file
+        is created again)."""
+        assert self._file is not None
+        if self._file[1] is not None:  # (not again at each retry while it cannot be opened)
+            log.warning("audit log: the audit file was deleted or replaced; opening it again", path=self._file[0])
+        self._file = (self._file[0], None)
+        await self._engine.dispose()
+        await self._open_sink()
 
     def _backlog(self) -> int:
         return len(self._pending) + self._queue.qsize()
@@ -453,6 +521,34 @@ class _SinkBroken(Exception):  # noqa: N818 - internal signal, not an error type
         super().__init__(str(error))
         self.rest = rest
         self.error = error
+
+
+def refused_for_content(exc: BaseException) -> bool:
+    """True when the sink refused a record for what it holds (a constraint, a value that does
+    not fit: the DB-API's IntegrityError or DataError, SQLSTATE classes 22 and 23), not for
+    its own state (disk full, locked, read-only, corrupt, gone, silent)."""
+    seen: BaseException | None = exc
+    for _ in range(4):  # SQLAlchemy's error -> the adapter's -> the driver's
+        if seen is None:
+            break
+        if {kind.__name__ for kind in type(seen).__mro__} & {"IntegrityError", "DataError"}:
+            return True
+        state = getattr(seen, "sqlstate", None) or getattr(seen, "pgcode", None)
+        if isinstance(state, str) and state[:2] in ("22", "23"):
+            return True
+        seen = getattr(seen, "orig", None) or seen.__cause__
+    return False
+
+
+def _file_identity(path: str) -> tuple[int, int] | None:
+    """(device, inode) of the file at ``path``; None when there is none."""
+    import os
+
+    try:
+        found = os.stat(path)
+    except OSError:
+        return None
+    return (found.st_dev, found.st_ino)
 
 
 def _int_or_none(value: Any) -> int | None:

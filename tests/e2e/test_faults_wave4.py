@@ -1,0 +1,283 @@
+"""Fault injection, wave 4: the audit log and result fetches under faults, through a real
+MCP client on a real server.
+
+* The audit sink's own failures (disk full, the file locked by another process, a sink
+  that stops answering, the data directory deleted while serving) are the sink's, never a
+  record's: records are kept and retried, ``health_check`` says ``broken``, nothing is
+  skipped as "refused", the writer never waits for ever, shutdown stays bounded, and the
+  log recovers when the fault clears (docs/operations.md, "A broken sink never fails a
+  tool call").
+* A link that goes silent or is cut in the middle of a long result fetch: the call answers
+  within its deadline with TIMEOUT / DB_UNAVAILABLE (PostgreSQL waited for ever on a
+  ROLLBACK; MariaDB answered DB_ERROR "'NoneType' object has no attribute 'readexactly'"),
+  and the next call works.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import shutil
+import sqlite3
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from sqlgate import audit, migrations
+from tests.conftest import Backend
+from tests.db.proxy import Proxy
+
+
+async def audit_status(client: Any) -> dict[str, Any]:
+    report = (await client.call_tool("health_check", {})).structured_content
+    return dict(report["audit"]) | {"status": report["status"]}
+
+
+async def until(client: Any, check: Any, within_s: float) -> dict[str, Any]:
+    """Poll the audit status until ``check(status)`` holds; return the last status."""
+    end = time.monotonic() + within_s
+    status = await audit_status(client)
+    while not check(status) and time.monotonic() < end:
+        await asyncio.sleep(0.2)
+        status = await audit_status(client)
+    return status
+
+
+def rows_with(path: Path, marker: str) -> int:
+    conn = sqlite3.connect(path)
+    try:
+        return int(conn.execute("SELECT COUNT(*) FROM sqlgate_audit WHERE sql_text LIKE ?", (f"%{marker}%",)).fetchone()[0])
+    finally:
+        conn.close()
+
+
+async def calls(client: Any, marker: str, count: int, pad: int = 0) -> None:
+    for i in range(count):
+        result = await client.call_tool("execute_query", {"query": f"SELECT {i} AS i, '{'p' * pad}' AS {marker}"})
+        assert not result.is_error, result.content
+
+
+# ----------------------------------------------------------------------- audit: disk full
+
+
+@pytest.fixture
+def small_fs(tmp_path: Path) -> Iterator[Path]:
+    """A 2 MB tmpfs (root only: elsewhere the test is skipped)."""
+    mount = tmp_path / "small"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)],
+                          capture_output=True, check=False)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode(errors='replace').strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], capture_output=True, check=False)
+
+
+def fill(directory: Path) -> Path:
+    filler = directory / "filler"
+    with filler.open("wb") as out, contextlib.suppress(OSError):
+        while True:
+            out.write(b"\0" * 65536)
+            out.flush()
+    return filler
+
+
+async def test_audit_on_a_full_disk_keeps_the_records_and_writes_them_once_there_is_room(
+    sqlite_backend: Backend, small_fs: Path
+) -> None:
+    """Regression: on a full disk every record was "refused for what it holds", skipped and
+    counted as rejected (lost), the audit state stayed ok and health_check healthy (the
+    liveness probe, a read, works on a full disk)."""
+    marker = f"full_{secrets.token_hex(3)}"
+    async with sqlite_backend.client(data_dir=str(small_fs)) as client:
+        await calls(client, "warm", 1)
+        await until(client, lambda s: s["written"] >= 1, 5)
+        filler = fill(small_fs)
+        await calls(client, marker, 10, pad=3000)
+        status = await until(client, lambda s: s["state"] == "broken", 8)
+        assert status["state"] == "broken" and status["status"] == "degraded", status
+        assert status.get("rejected", 0) == 0 and status["pending_retry"] + status["queued"] >= 10, status
+        filler.unlink()
+        status = await until(client, lambda s: s["state"] == "ok" and s["pending_retry"] == 0, 8)
+        assert status["state"] == "ok", status
+    assert rows_with(small_fs / "audit.sqlite3", marker) == 10
+
+
+# ------------------------------------------------------------------- audit: a locked file
+
+
+async def test_audit_file_locked_by_another_process_keeps_records_and_shutdown_is_bounded(
+    sqlite_backend: Backend, tmp_path: Path
+) -> None:
+    """Regression: "database is locked" (another process holding the file) counted each
+    record as refused and skipped it, 5 s apiece (the busy timeout), so a shutdown with the
+    lock held ran into the 15 s flush limit; on stdio the process then never exited (the
+    cancelled write left aiosqlite's worker thread running)."""
+    marker = f"lock_{secrets.token_hex(3)}"
+    path = tmp_path / "audit.sqlite3"
+    holder = None
+    client_cm = sqlite_backend.client(data_dir=str(tmp_path))
+    client = await client_cm.__aenter__()
+    try:
+        await calls(client, "warm", 1)
+        await until(client, lambda s: s["written"] >= 1, 5)
+        holder = sqlite3.connect(path, isolation_level=None)
+        holder.execute("BEGIN EXCLUSIVE")
+        await calls(client, marker, 3)
+        status = await until(client, lambda s: s["state"] == "broken", 9)
+        assert status["state"] == "broken" and "locked" in (status.get("last_error") or ""), status
+        assert status.get("rejected", 0) == 0, status
+        holder.execute("ROLLBACK")
+        status = await until(client, lambda s: s["state"] == "ok" and s["pending_retry"] == 0, 9)
+        assert status["state"] == "ok", status
+        assert rows_with(path, marker) == 3
+        holder.execute("BEGIN EXCLUSIVE")  # held again at shutdown
+        await calls(client, f"{marker}_late", 2)
+    finally:
+        started = time.monotonic()
+        await client_cm.__aexit__(None, None, None)
+        stopped_in = time.monotonic() - started
+        if holder is not None:
+            with contextlib.suppress(sqlite3.Error):
+                holder.execute("ROLLBACK")
+            holder.close()
+    assert stopped_in < audit.CLOSE_TIMEOUT_S - 2, stopped_in  # not the flush limit: one busy wait
+
+
+# --------------------------------------------------------- audit: a sink that stops answering
+
+
+@pytest.fixture
+def pg_proxy(postgres_backend: Backend) -> Iterator[Proxy]:
+    target = urlsplit(postgres_backend.url)
+    running = Proxy(target.hostname or "127.0.0.1", target.port or 5432).start()
+    yield running
+    running.stop()
+
+
+async def test_a_silent_audit_sink_is_broken_within_the_write_timeout_and_recovers(
+    sqlite_backend: Backend, postgres_backend: Backend, pg_proxy: Proxy, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Regression: audit writes had no time limit: a PostgreSQL sink that stopped answering
+    (a black-holed link) held the writer for ever, the state stayed ok, health_check said
+    healthy, and every later record waited behind it unseen."""
+    monkeypatch.setattr(audit, "WRITE_TIMEOUT_S", 1.5, raising=False)
+    await migrations.upgrade(postgres_backend.url)
+    marker = f"silent_{secrets.token_hex(3)}"
+    async with sqlite_backend.client(data_dir=str(tmp_path), audit_database_url=pg_proxy.url(postgres_backend.url)) as client:
+        await calls(client, "warm", 1)
+        await until(client, lambda s: s["written"] >= 1, 5)
+        pg_proxy.mode = "blackhole"
+        await calls(client, marker, 3)
+        status = await until(client, lambda s: s["state"] == "broken", 5)
+        assert status["state"] == "broken" and status["status"] == "degraded", status
+        assert "did not answer" in (status.get("last_error") or ""), status
+        pg_proxy.mode = "pass"
+        pg_proxy.reset()
+        status = await until(client, lambda s: s["state"] == "ok" and s["pending_retry"] == 0, 10)
+        assert status["state"] == "ok", status
+    found = await postgres_backend.aexecute(
+        "SELECT COUNT(DISTINCT request_id) FROM sqlgate_audit WHERE sql_text LIKE :m", params={"m": f"%{marker}%"})
+    assert found[0][0] == 3
+
+
+# --------------------------------------------------------- audit: the data directory deleted
+
+
+async def test_audit_file_deleted_while_serving_is_created_again(sqlite_backend: Backend, tmp_path: Path) -> None:
+    """Regression: with the data directory removed under a running server, records went
+    on being "written" to the deleted file through the open connection (state ok), and
+    were gone with it."""
+    data = tmp_path / "data"
+    marker = f"gone_{secrets.token_hex(3)}"
+    async with sqlite_backend.client(data_dir=str(data)) as client:
+        await calls(client, "warm", 1)
+        await until(client, lambda s: s["written"] >= 1, 5)
+        shutil.rmtree(data)
+        await calls(client, marker, 3)
+        for _ in range(50):
+            if (data / "audit.sqlite3").exists() and rows_with(data / "audit.sqlite3", marker) == 3:
+                break
+            await asyncio.sleep(0.1)
+        status = await audit_status(client)
+        assert status["state"] == "ok", status
+    assert rows_with(data / "audit.sqlite3", marker) == 3
+
+
+# ---------------------------------------------------------------- link faults mid-fetch
+
+
+@pytest.fixture(params=("postgres", "mysql"))
+def fetch_server(request: pytest.FixtureRequest) -> Backend:
+    backend: Backend = request.getfixturevalue(f"{request.param}_backend")
+    return backend
+
+
+LONG_RESULT = {
+    "postgres": "SELECT g AS n, repeat('x', 2000) AS pad FROM generate_series(1, 200000) AS g",
+    "mysql": "SELECT a.n AS n, repeat('x', 2000) AS pad FROM {t} a, {t} b",
+}
+
+
+@pytest.mark.parametrize("fault", ["blackhole", "reset"])
+async def test_a_link_fault_in_the_middle_of_a_long_fetch_answers_in_time_with_the_right_code(
+    fetch_server: Backend, fault: str
+) -> None:
+    """Regression: PostgreSQL, a link gone silent while a long result streamed through a
+    cursor: asyncpg's transaction block sent a ROLLBACK without a time limit after the
+    deadline fired, and the call never answered. MariaDB: the unbuffered cursor's close
+    read the rest of the result on a connection aiomysql had closed, and the call answered
+    DB_ERROR "'NoneType' object has no attribute 'readexactly'" (not retryable) instead of
+    TIMEOUT or DB_UNAVAILABLE."""
+    server = fetch_server
+    table = f"fw4_{secrets.token_hex(3)}"
+    if server.name == "mysql":
+        await server.aexecute(f"CREATE TABLE {table} (n INT PRIMARY KEY)",
+                              f"INSERT INTO {table} SELECT seq FROM seq_1_to_1000")
+    target = urlsplit(server.url)
+    proxy = Proxy(target.hostname or "127.0.0.1", target.port or 0).start()
+    proxy.mode, proxy.latency_s = "latency", 0.02  # a slow link: the fetch is surely under way
+    try:
+        overrides: dict[str, Any] = {"allowed_tables": [table]} if server.name == "mysql" else {}
+        async with server.client(
+            database_url=proxy.url(server.url), statement_timeout_ms=3000, max_rows=200000,
+            max_result_bytes=100_000_000, log_level="WARNING", **overrides,
+        ) as client:
+            warm = await client.call_tool("execute_query", {"query": "SELECT 1 AS one"})
+            assert not warm.is_error, warm.content
+
+            async def cut() -> None:
+                await asyncio.sleep(1.0)
+                if fault == "blackhole":
+                    proxy.mode = "blackhole"
+                else:
+                    proxy.reset()
+
+            cutting = asyncio.create_task(cut())
+            started = time.monotonic()
+            result = await asyncio.wait_for(
+                client.call_tool("execute_query", {"query": LONG_RESULT[server.name].format(t=table)}), 20)
+            took = time.monotonic() - started
+            await cutting
+            assert result.is_error, "the fetch finished before the fault: make it longer"
+            error = result.structured_content["error"]
+            assert took < 3.0 + 1.5, took
+            assert error["code"] == ("TIMEOUT" if fault == "blackhole" else "DB_UNAVAILABLE"), error
+            assert "NoneType" not in error["message"], error
+            proxy.mode = "pass"
+            proxy.reset()
+            after = await client.call_tool("execute_query", {"query": "SELECT 2 AS two"})
+            assert not after.is_error, after.content
+    finally:
+        proxy.stop()
+        if server.name == "mysql":
+            await server.aexecute(f"DROP TABLE {table}")
