@@ -17,10 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import secrets
 import shutil
 import sqlite3
 import subprocess
+import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,6 +35,7 @@ import pytest
 from sqlgate import audit, migrations
 from tests.conftest import Backend
 from tests.db.proxy import Proxy
+from tests.e2e.test_redteam_wave3_transport import SQLGATE, clean_env, handshake, query_line
 
 
 async def audit_status(client: Any) -> dict[str, Any]:
@@ -281,3 +285,79 @@ async def test_a_link_fault_in_the_middle_of_a_long_fetch_answers_in_time_with_t
         proxy.stop()
         if server.name == "mysql":
             await server.aexecute(f"DROP TABLE {table}")
+
+
+# ------------------------------------------- two servers starting together on one data dir
+
+
+def test_servers_started_together_on_a_fresh_data_dir_all_serve_and_audit(tmp_path: Path) -> None:
+    """Regression: two ``sqlgate serve`` started at once on a new data directory both built
+    the demo database and the audit file: one stopped at start-up with a stack trace
+    ("table customers already exists"), or its audit log was broken for good ("table
+    sqlgate_alembic_version already exists"). Migrations of a local SQLite file now take
+    an advisory lock; the one that waited finds the head recorded."""
+    data = tmp_path / "shared"
+    marker = f"together_{secrets.token_hex(3)}"
+    procs = [
+        subprocess.Popen([SQLGATE, "serve", "--data-dir", str(data), "--log-level", "WARNING"],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=clean_env())
+        for _ in range(3)
+    ]
+    payload = handshake() + query_line(7, f"SELECT count(*) AS {marker} FROM orders")
+    answers: list[Any] = [None] * len(procs)
+
+    def talk(index: int) -> None:
+        proc = procs[index]
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write(payload)
+        proc.stdin.flush()
+        for line in proc.stdout:  # until the call's answer (EOF first would cut it off)
+            if json.loads(line).get("id") == 7:
+                answers[index] = json.loads(line)
+                break
+        proc.stdin.close()
+
+    threads = [threading.Thread(target=talk, args=(i,)) for i in range(len(procs))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    for proc, answer in zip(procs, answers, strict=True):
+        assert proc.stderr is not None
+        try:
+            proc.wait(timeout=30)
+        finally:
+            proc.kill()
+        err = proc.stderr.read()
+        assert proc.returncode == 0, err.decode(errors="replace")[-2000:]
+        assert b"Traceback" not in err, err.decode(errors="replace")[-2000:]
+        assert answer is not None and answer["result"]["structuredContent"]["rows"] == [[200]], answer
+    assert rows_with(data / "audit.sqlite3", marker) == len(procs)
+
+
+
+BUILD = """
+import asyncio, sys, time
+from sqlgate import migrations
+from sqlgate.demo import ensure_demo_database
+time.sleep(max(0.0, float(sys.argv[1]) - time.time()))
+asyncio.run(ensure_demo_database(sys.argv[2]))
+asyncio.run(migrations.upgrade(sys.argv[3]))
+"""
+
+
+def test_processes_building_one_demo_database_and_audit_file_at_the_same_instant_all_succeed(tmp_path: Path) -> None:
+    """The same race, made likely: four processes build the demo database and the audit
+    file at the same instant (without the lock, one failed in most runs here)."""
+    demo, sink = f"sqlite:///{tmp_path / 'demo.sqlite3'}", f"sqlite:///{tmp_path / 'audit.sqlite3'}"
+    at = str(time.time() + 3.0)  # after every interpreter has imported sqlgate
+    builds = [subprocess.Popen([sys.executable, "-c", BUILD, at, demo, sink], stderr=subprocess.PIPE)
+              for _ in range(4)]
+    for build in builds:
+        _, err = build.communicate(timeout=60)
+        assert build.returncode == 0, err.decode(errors="replace")[-1500:]
+    conn = sqlite3.connect(tmp_path / "demo.sqlite3")
+    try:
+        assert conn.execute("SELECT count(*) FROM orders").fetchone()[0] == 200
+    finally:
+        conn.close()

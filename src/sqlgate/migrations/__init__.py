@@ -16,7 +16,11 @@ facade of an async connection (``run_sync``), so it works inside a running event
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
+import os
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -89,8 +93,51 @@ def _engine(url: str) -> AsyncEngine:
     return create_async_engine(async_url(url), poolclass=sa.pool.NullPool)
 
 
+LOCK_WAIT_S = 60.0  # how long a migration of a local SQLite file waits for another process's
+
+
+@contextlib.asynccontextmanager
+async def _one_process_at_a_time(url: str) -> AsyncIterator[None]:
+    """On a local SQLite file, only one process migrates at a time (an advisory lock on
+    ``<file>.lock``): two ``sqlgate serve`` started together on one data directory both saw
+    no version table and both created the tables; the second stopped at start-up on "table
+    customers already exists" with a stack trace, and its audit sink on "table
+    sqlgate_alembic_version already exists". The one that waited finds the head recorded and
+    does nothing. Server databases order their DDL themselves."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no advisory locks here
+        fcntl = None  # type: ignore[assignment]
+    database = sa.engine.make_url(url).database if url.startswith("sqlite") else None
+    if fcntl is None or not database or database == ":memory:" or database.startswith("file:"):
+        yield
+        return
+    lock = Path(database).with_name(Path(database).name + ".lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        loop = asyncio.get_running_loop()
+        until = loop.time() + LOCK_WAIT_S
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if loop.time() >= until:
+                    raise TimeoutError(f"another process has been migrating {database} for {LOCK_WAIT_S:g} s") from None
+                await asyncio.sleep(0.05)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
 async def _run(url: str, action: Any) -> Any:
     """Run ``action(config)`` with a connection to ``url`` in ``config.attributes``."""
+    async with _one_process_at_a_time(url):
+        return await _run_locked(url, action)
+
+
+async def _run_locked(url: str, action: Any) -> Any:
     engine = _engine(url)
     try:
         async with engine.connect() as conn:
