@@ -200,6 +200,10 @@ class Settings(BaseSettings):
     shutdown_timeout_s: float = Field(
         default=10.0, gt=0, description="On SIGTERM, how long in-flight HTTP calls may take to finish"
     )
+    request_read_timeout_s: float = Field(
+        default=30.0, gt=0,
+        description="HTTP: a connection that has not sent a complete request within this many seconds is closed",
+    )
     metrics_port: int | None = Field(
         default=None, ge=1, le=65535,
         description="Also serve /metrics, /healthz and /readyz on this port (the only way on stdio)",

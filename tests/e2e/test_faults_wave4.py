@@ -20,6 +20,7 @@ import contextlib
 import json
 import secrets
 import shutil
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -30,12 +31,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpx2
 import pytest
 
 from sqlgate import audit, migrations
 from tests.conftest import Backend
 from tests.db.proxy import Proxy
-from tests.e2e.test_redteam_wave3_transport import SQLGATE, clean_env, handshake, query_line
+from tests.e2e.serving import spawn, terminate
+from tests.e2e.test_redteam_wave3_transport import SQLGATE, clean_env, free_port, handshake, query_line
 
 
 async def audit_status(client: Any) -> dict[str, Any]:
@@ -361,3 +364,61 @@ def test_processes_building_one_demo_database_and_audit_file_at_the_same_instant
         assert conn.execute("SELECT count(*) FROM orders").fetchone()[0] == 200
     finally:
         conn.close()
+
+
+# ------------------------------------------------------------------ HTTP: slow clients
+
+SLOW_COUNT = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 8000000) SELECT count(*) AS n FROM c"
+
+
+def test_http_connections_that_never_finish_their_request_are_closed_and_calls_go_on(tmp_path: Path) -> None:
+    """Regression (slowloris): a connection sending its request head a line at a time, or
+    announcing a body it never sends, was kept for ever; ~1,000 of them took every file
+    descriptor (limit 1,024) and every other client was refused for as long as they stayed.
+    Now each is closed once ``request_read_timeout_s`` has passed without a complete
+    request; a complete request is answered however long its call runs."""
+    port = free_port()
+    proc = spawn([SQLGATE, "serve", "--transport", "streamable-http", "--port", str(port), "--data-dir", str(tmp_path),
+                  "--request-read-timeout-s", "1", "--log-level", "WARNING"], port, tmp_path / "http.log",
+                 env={"SQLGATE_AUDIT_ENABLED": "false"})
+    slow: list[socket.socket] = []
+    try:
+        for i in range(20):
+            conn = socket.create_connection(("127.0.0.1", port))
+            if i % 2:
+                conn.sendall(b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: 1\r\n")  # a head never finished
+            else:
+                conn.sendall(f"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+                             "Content-Length: 1000\r\n\r\n{".encode())  # a body never finished
+            slow.append(conn)
+        started = time.monotonic()
+        answer = http_call(port, SLOW_COUNT)  # a call that runs longer than the read deadline
+        assert answer["result"]["structuredContent"]["rows"] == [[8000000]], answer
+        assert time.monotonic() - started > 1.0, "the call was quicker than the deadline: make it slower"
+        deadline = time.monotonic() + 5
+        for conn in slow:
+            conn.settimeout(max(0.1, deadline - time.monotonic()))
+            try:
+                while conn.recv(4096):
+                    pass  # the server may answer before closing
+            except ConnectionResetError:
+                pass
+            except TimeoutError:
+                raise AssertionError("a connection without a complete request is still open after 5 s") from None
+        assert http_call(port, "SELECT 1 AS one")["result"]["structuredContent"]["rows"] == [[1]]
+    finally:
+        for conn in slow:
+            conn.close()
+        terminate(proc)
+
+
+def http_call(port: int, sql: str) -> dict[str, Any]:
+    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+        "name": "execute_query", "arguments": {"query": sql},
+        "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                  "io.modelcontextprotocol/clientCapabilities": {}}}}
+    response = httpx2.post(f"http://127.0.0.1:{port}/mcp", json=body, timeout=30, headers={
+        "Accept": "application/json, text/event-stream", "MCP-Protocol-Version": "2026-07-28",
+        "Mcp-Method": "tools/call", "Mcp-Name": "execute_query"})
+    assert response.status_code == 200, response.text
+    return dict(response.json())
