@@ -188,6 +188,8 @@ def run(settings: Settings) -> None:
         return
     import uvicorn
 
+    from sqlgate.server.slow_clients import request_deadline_protocol
+
     authenticated = check_exposure(settings)
     server = build_server(settings)
     app = serve_sessions(server, http_app(server, settings))  # one runtime; session ends (server/sessions.py)
@@ -210,6 +212,7 @@ def run(settings: Settings) -> None:
         log_config=None,
         timeout_graceful_shutdown=max(1, math.ceil(settings.shutdown_timeout_s)),
         server_header=False,
+        http=request_deadline_protocol(settings.request_read_timeout_s),  # slow clients (slow_clients.py)
     )
     # uvicorn handles SIGTERM (graceful, bounded), then re-raises it to the handler that was
     # there before: make that one a no-op so a clean stop exits 0 (Docker, systemd).
