@@ -59,8 +59,9 @@ BATCH = 500
 RETRY_S = 2.0
 FLUSH_S = 0.05  # gather a batch this long after the first record: one insert, not one per call
 CLOSE_TIMEOUT_S = 15.0
+SQLITE_BUSY_S = 5.0  # a SQLite file locked by another process is waited for this long
 # One write attempt (a batch insert, a probe) may take this long; then the sink is broken.
-# Longer than a SQLite file's busy timeout (5 s), so a lock reports as itself.
+# Longer than a SQLite file's busy timeout, so a lock reports as itself.
 WRITE_TIMEOUT_S = 10.0
 _SQL_LIMIT = 1_000_000  # characters of SQL kept per record
 _TEXT_BYTES = 60_000  # TEXT columns (parameters, table_names): MySQL's TEXT holds 65,535 bytes
@@ -176,7 +177,7 @@ class AuditLog:
             url = dialects.async_url(self.url)
             sqlite = self._sqlite = url.get_backend_name() == "sqlite"
             if sqlite:  # a file: no liveness ping (each one a hop to the driver's thread)
-                kwargs: dict[str, Any] = {"connect_args": {"timeout": 5}}
+                kwargs: dict[str, Any] = {"connect_args": {"timeout": SQLITE_BUSY_S}}
                 if url.database and url.database != ":memory:" and not url.database.startswith("file:"):
                     self._file = (url.database, None)
             else:

@@ -122,12 +122,15 @@ async def test_audit_on_a_full_disk_keeps_the_records_and_writes_them_once_there
 
 
 async def test_audit_file_locked_by_another_process_keeps_records_and_shutdown_is_bounded(
-    sqlite_backend: Backend, tmp_path: Path
+    sqlite_backend: Backend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Regression: "database is locked" (another process holding the file) counted each
     record as refused and skipped it, 5 s apiece (the busy timeout), so a shutdown with the
     lock held ran into the 15 s flush limit; on stdio the process then never exited (the
     cancelled write left aiosqlite's worker thread running)."""
+    # The same story at a tenth of the waits (busy timeout 5 s, write limit 10 s).
+    monkeypatch.setattr(audit, "SQLITE_BUSY_S", 0.5)
+    monkeypatch.setattr(audit, "WRITE_TIMEOUT_S", 1.5)
     marker = f"lock_{secrets.token_hex(3)}"
     path = tmp_path / "audit.sqlite3"
     holder = None
