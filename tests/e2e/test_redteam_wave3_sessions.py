@@ -131,13 +131,15 @@ async def test_bulk_insert_cancelled_midway_writes_nothing(postgres_backend: Bac
 
 
 # A COMMIT that the database finishes after sqlgate stopped waiting: a deferred trigger that
-# shrugs off cancel requests for 2.5 s (as a COMMIT waiting for a synchronous standby does:
-# "the transaction has already committed locally").
+# shrugs off cancel requests for 1.6 s (as a COMMIT waiting for a synchronous standby does:
+# "the transaction has already committed locally"). Longer than the call's 0.8 s deadline,
+# and well inside the 2 s sqlgate waits after its cancel before it terminates a backend
+# (postgres STOP_GRACE_S; at 2.5 s a loaded machine's slow INSERT let the terminate win).
 SLOW_COMMIT = """
 CREATE FUNCTION {t}_slow() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE t0 timestamptz := clock_timestamp();
 BEGIN
-  WHILE clock_timestamp() < t0 + interval '2.5 s' LOOP
+  WHILE clock_timestamp() < t0 + interval '1.6 s' LOOP
     BEGIN PERFORM pg_sleep(0.05); EXCEPTION WHEN query_canceled THEN NULL; END;
   END LOOP;
   RETURN NULL;
@@ -175,7 +177,7 @@ async def test_a_commit_without_an_answer_is_never_reported_as_not_committed(pos
             assert failure["committed"] is None and failure["commit_outcome"] == "unknown", failure
             assert failure["retryable"] is False, failure
             assert "nothing was" not in failure["message"] and "may have committed" in failure["message"], failure
-    await asyncio.sleep(3.0)  # the last COMMIT finishes in the database
+    await asyncio.sleep(2.0)  # the last COMMIT finishes in the database
     assert await postgres_backend.aexecute(f"SELECT id FROM {table} ORDER BY id") == [(1,), (2,), (3,)]
 
 

@@ -90,9 +90,11 @@ class _WriteProtocol(asyncio.BaseProtocol):
 class StdoutStream:
     """``WriteStream[SessionMessage]``: one serialisation and one pipe write per message."""
 
-    def __init__(self, transport: asyncio.WriteTransport, protocol: _WriteProtocol) -> None:
+    def __init__(self, transport: asyncio.WriteTransport, protocol: _WriteProtocol, flush_s: float = 5.0) -> None:
         self._transport = transport
         self._protocol = protocol
+        self._flush_s = flush_s
+        self._closing = False
 
     def write_line(self, data: bytes) -> None:
         if self._transport.is_closing():
@@ -107,10 +109,14 @@ class StdoutStream:
             await self._protocol.writable.wait()
 
     async def aclose(self) -> None:
+        if self._closing:  # closed already (the session, then this transport's own exit)
+            return
+        self._closing = True
         if not self._transport.is_closing():
             self._transport.close()  # flushes what is buffered, then closes
+        # A client that stopped reading gets what is buffered for this long, once.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._protocol.closed.wait(), 5)
+            await asyncio.wait_for(self._protocol.closed.wait(), self._flush_s)
 
     async def __aenter__(self) -> Self:
         return self
@@ -199,8 +205,9 @@ def _private_pipe(fd: int, flags: int) -> int | None:
 
 
 @contextlib.asynccontextmanager
-async def lean_stdio() -> AsyncIterator[tuple[StdinStream, StdoutStream] | None]:
-    """The lean streams on the process's stdin/stdout, or None when they cannot be used."""
+async def lean_stdio(flush_s: float = 5.0) -> AsyncIterator[tuple[StdinStream, StdoutStream] | None]:
+    """The lean streams on the process's stdin/stdout, or None when they cannot be used;
+    at the end, output still buffered is given ``flush_s`` to reach the client."""
     read_fd = _private_pipe(0, os.O_RDONLY)
     write_fd = _private_pipe(1, os.O_WRONLY)
     if read_fd is None or write_fd is None:
@@ -226,7 +233,7 @@ async def lean_stdio() -> AsyncIterator[tuple[StdinStream, StdoutStream] | None]
         protocol = _WriteProtocol()
         transport, _ = await loop.connect_write_pipe(lambda: protocol, os.fdopen(write_fd, "wb", buffering=0))
         transport.set_write_buffer_limits(high=_WRITE_HIGH_WATER)
-        out = StdoutStream(transport, protocol)
+        out = StdoutStream(transport, protocol, flush_s)
         yield StdinStream(reader, out), out
     finally:
         if transport is not None and not transport.is_closing():
@@ -237,10 +244,11 @@ async def lean_stdio() -> AsyncIterator[tuple[StdinStream, StdoutStream] | None]
             os.close(original)
 
 
-async def run_stdio_session(server: Any) -> None:
-    """Serve ``server`` (an ``MCPServer``) on stdio until stdin closes."""
+async def run_stdio_session(server: Any, flush_s: float = 5.0) -> None:
+    """Serve ``server`` (an ``MCPServer``) on stdio until stdin closes; output still
+    buffered at the end gets ``flush_s`` to reach a client that reads slowly."""
     lowlevel = server._lowlevel_server  # noqa: SLF001 - the SDK's documented run() target
-    async with lean_stdio() as streams:
+    async with lean_stdio(flush_s) as streams:
         if streams is None:
             log.debug("stdin/stdout are not pipes or terminals; using the SDK's stdio transport")
             await server.run_stdio_async()

@@ -120,7 +120,10 @@ def run_stdio(server: Any, settings: Settings) -> None:
             from sqlgate.server.metrics import serve_probes
 
             await serve_probes(server.metrics, settings.host, settings.metrics_port)
-        serving = asyncio.ensure_future(run_stdio_session(server))  # server/stdio.py: lean asyncio pipes
+        # server/stdio.py: lean asyncio pipes; a client that stopped reading delays the exit
+        # by at most the shutdown timeout (5 s at most)
+        flush_s = min(5.0, settings.shutdown_timeout_s)
+        serving = asyncio.ensure_future(run_stdio_session(server, flush_s))
         stopping = asyncio.ensure_future(stop.wait())
         await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
         stopping.cancel()
