@@ -425,3 +425,42 @@ def http_call(port: int, sql: str) -> dict[str, Any]:
         "Mcp-Method": "tools/call", "Mcp-Name": "execute_query"})
     assert response.status_code == 200, response.text
     return dict(response.json())
+
+
+# ------------------------------------------------- the validator's workers outlive no server
+
+
+def _children(pid: int) -> set[int]:
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            found.update(int(p) for p in (task / "children").read_text().split())
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads /proc (Linux)")
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGKILL"])
+def test_a_stopped_server_leaves_no_validator_worker_behind(tmp_path: Path, how: str) -> None:
+    """Regression: a long query starts the validator's worker processes; a server stopped
+    by a signal (os._exit after SIGTERM on stdio) or killed never told them, and they
+    waited on their task queue for ever: ~70 MB each, two per stopped server."""
+    from tests.e2e.test_redteam_wave3_transport import stdio
+
+    proc = stdio(tmp_path)
+    assert proc.stdin is not None and proc.stdout is not None
+    long_query = "SELECT name, " + ", ".join(f"'{'w' * 40}' AS c{i}" for i in range(60)) + " FROM customers"
+    proc.stdin.write(handshake() + query_line(7, long_query))
+    proc.stdin.flush()
+    for line in proc.stdout:  # the answer: the pool has checked the long text
+        if json.loads(line).get("id") == 7:
+            break
+    workers = _children(proc.pid)
+    assert len(workers) >= 1, "the long query did not start the worker pool"
+    (proc.terminate if how == "SIGTERM" else proc.kill)()
+    proc.wait(timeout=20)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and any(Path(f"/proc/{w}").exists() for w in workers):
+        time.sleep(0.1)
+    alive = [w for w in workers if Path(f"/proc/{w}").exists() and "Z" not in
+             Path(f"/proc/{w}/stat").read_text().rsplit(")", 1)[-1].split()[:1]]
+    assert not alive, f"validator workers still running after {how}: {alive}"

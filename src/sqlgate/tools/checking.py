@@ -19,6 +19,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import multiprocessing
+import os
+import threading
+import time
 from collections import OrderedDict
 from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
@@ -51,10 +54,26 @@ def _executor() -> tuple[ProcessPoolExecutor, asyncio.Semaphore]:
     global _pool, _slots  # noqa: PLW0603 - the one pool of the process, started on first use
     if _pool is None or _slots is None:
         # spawn: never fork a process that runs an event loop and driver threads.
-        _pool = ProcessPoolExecutor(max_workers=WORKERS, mp_context=multiprocessing.get_context("spawn"))
+        _pool = ProcessPoolExecutor(
+            max_workers=WORKERS, mp_context=multiprocessing.get_context("spawn"),
+            initializer=_follow_parent, initargs=(os.getpid(),),
+        )
         _slots = asyncio.Semaphore(WORKERS)
         log.info("validator worker pool started", workers=WORKERS)
     return _pool, _slots
+
+
+def _follow_parent(parent: int) -> None:
+    """In each worker: exit once the server process is gone. A server stopped by a signal
+    ends with os._exit (or is killed) and never tells its pool; the workers hold both ends
+    of their task queue, so they would wait on it for ever (orphans of ~70 MB each)."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="sqlgate-parent-watch", daemon=True).start()
 
 
 def shutdown() -> None:
