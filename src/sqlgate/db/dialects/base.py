@@ -193,6 +193,12 @@ def db_error(exc: BaseException | str, sqlstate: str | None = None) -> DatabaseE
     )
 
 
+def unreadable_value(exc: BaseException, hint: str) -> DatabaseError:
+    """The statement ran, but the driver cannot turn a value of its result into Python."""
+    message = mask_secrets(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+    return DatabaseError(f"a value in the result cannot be read: {message}", hint)
+
+
 def db_write_refused(message: str) -> PolicyViolation:
     return PolicyViolation(
         f"the database refused a write in a read-only transaction: {message}",

@@ -36,6 +36,7 @@ from sqlgate.db.dialects.base import (
     db_write_refused,
     timeout_error,
     unavailable,
+    unreadable_value,
 )
 from sqlgate.db.dialects.plans import IndexSyntax, RawPlan, WhatIfPlan  # query_optimization hooks
 from sqlgate.db.dialects.tls import TlsStatus
@@ -214,6 +215,9 @@ class PostgresDialect(Dialect):
             # "connection is closed", "another operation is in progress" after a
             # terminated backend or a cancelled call: the connection, not the SQL.
             return unavailable(f"the database connection failed: {exc}")
+        if isinstance(exc, ValueError | OverflowError):  # asyncpg's decoders ("ordinal must be >= 1")
+            return unreadable_value(exc, "cast the column to text in the query (col::text): dates and timestamps "
+                                         "before year 1 or after 9999 have no Python value")
         return super().map_error(exc, timeout_ms)
 
     def answered(self, exc: BaseException | None) -> bool:

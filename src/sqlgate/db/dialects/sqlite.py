@@ -24,6 +24,7 @@ from sqlgate.db.dialects.base import (
     db_write_refused,
     timeout_error,
     unavailable,
+    unreadable_value,
 )
 from sqlgate.db.dialects.plans import (  # query_optimization hooks
     IndexSyntax,
@@ -245,6 +246,9 @@ class SQLiteDialect(Dialect):
                 return busy(text)
             if name.startswith(("SQLITE_CANTOPEN", "SQLITE_IOERR", "SQLITE_NOTADB")):
                 return unavailable(f"the database file cannot be used: {text} ({name})")
+            if text.startswith("Could not decode to UTF-8"):
+                return unreadable_value(exc, "the column holds bytes that are not UTF-8 text: read it as "
+                                             "CAST(col AS BLOB) or hex(col)")
         if getattr(exc, "sqlite_errorname", "") == "SQLITE_TOOBIG":
             from sqlgate.errors import DatabaseError
 
