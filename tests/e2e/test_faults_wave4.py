@@ -464,3 +464,43 @@ def test_a_stopped_server_leaves_no_validator_worker_behind(tmp_path: Path, how:
     alive = [w for w in workers if Path(f"/proc/{w}").exists() and "Z" not in
              Path(f"/proc/{w}/stat").read_text().rsplit(")", 1)[-1].split()[:1]]
     assert not alive, f"validator workers still running after {how}: {alive}"
+
+
+# ------------------------------------ the database ends a transaction whose host vanished
+
+
+@pytest.mark.parametrize("name", ["postgres", "mysql"])
+def test_the_database_ends_a_transaction_left_idle_past_the_backstop(
+    name: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sqlgate host that crashes during a network partition never closes its sockets: a
+    backend idle inside a transaction kept its locks until TCP keepalive gave up (hours).
+    The database now ends such a session itself, transaction_idle_timeout_s plus a margin
+    after it went idle (PostgreSQL idle_in_transaction_session_timeout, MariaDB
+    idle_transaction_timeout), set on every pooled connection. Here: 1 s + 1 s."""
+    from sqlalchemy import text
+
+    from sqlgate.db import engines
+
+    monkeypatch.setattr(engines, "IDLE_BACKSTOP_MARGIN_S", 1)
+    backend: Backend = request.getfixturevalue(f"{name}_backend")
+    settings = backend.settings(transaction_idle_timeout_s=1)
+
+    async def check() -> None:
+        database = engines.create_database(settings.resolved_databases()[0], settings)
+        try:
+            async with database.engine.connect() as conn:
+                # A transaction open in the database (MariaDB's pooled connections autocommit).
+                await conn.execute(text("START TRANSACTION" if name == "mysql" else "SELECT 1"))
+                await conn.execute(text("SELECT 1"))
+                await asyncio.sleep(3.5)  # nobody ends it: the backstop (2 s) does
+                with pytest.raises(Exception) as ended:  # the server closed the session
+                    await conn.execute(text("SELECT 1"))
+            message = str(ended.value).lower()
+            assert any(word in message for word in ("closed", "idle", "gone away", "lost connection")), ended.value
+            async with database.engine.connect() as conn:  # the pool gives a working connection again
+                assert (await conn.execute(text("SELECT 1"))).scalar() == 1
+        finally:
+            await database.engine.dispose()
+
+    asyncio.run(check())

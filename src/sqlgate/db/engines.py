@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import random
 import time
 from collections.abc import Iterator
@@ -36,6 +37,8 @@ from sqlgate.safety.tables import TableName, is_allowed, parse_whitelist, table_
 from sqlgate.settings import ResolvedDatabase, Settings
 
 log = get_logger("sqlgate.db")
+
+IDLE_BACKSTOP_MARGIN_S = 60
 
 # Tables sqlgate owns; never part of a default whitelist.
 SQLGATE_TABLES = frozenset({"sqlgate_audit", "sqlgate_alembic_version", "alembic_version"})
@@ -363,6 +366,9 @@ def connect_url(config: ResolvedDatabase) -> URL:
 def create_database(config: ResolvedDatabase, settings: Settings) -> Database:
     url = connect_url(config)
     driver = dialects.for_url(url)
+    # The database's own backstop for a transaction sqlgate would have ended (its idle
+    # timeout) had its host not vanished: that timeout plus a margin.
+    driver.idle_in_transaction_s = math.ceil(settings.transaction_idle_timeout_s) + IDLE_BACKSTOP_MARGIN_S
     policy = config.policy
     url = driver.engine_url(url, policy.read_only)  # SQLite read_only: mode=ro, never created
     kwargs: dict[str, Any] = {

@@ -292,6 +292,12 @@ class Dialect(ABC):
     row_estimate_sql: ClassVar[str | None] = None  # bound :schema, :name; one number or NULL
     row_count_source: ClassVar[str] = "exact count(*)"
 
+    # Seconds after which the database itself ends a session left idle inside a transaction
+    # (set per database by db.engines; None: not set). A backstop for a sqlgate host that
+    # vanished without closing its sockets (a crash during a network partition): the
+    # backend would otherwise hold its locks until TCP keepalive gives up, hours later.
+    idle_in_transaction_s: int | None = None
+
     def engine_kwargs(self, read_only: bool, timeout_ms: int) -> dict[str, Any]:
         """Connect arguments (session defaults sent at connect), for every engine of this database."""
         return {}

@@ -97,6 +97,10 @@ class MySQLDialect(Dialect):
                     await cur.execute("SET SESSION TRANSACTION READ ONLY")
                 await cur.execute(_mysql_timeout_sql(conn._sqlgate_mariadb, timeout_ms))
                 conn._sqlgate_timeout_ms = timeout_ms
+                if conn._sqlgate_mariadb and self.idle_in_transaction_s:
+                    # MariaDB ends a session idle inside a transaction this long (MySQL has no
+                    # such setting; its wait_timeout would close idle pooled connections too).
+                    await cur.execute(f"SET SESSION idle_transaction_timeout = {int(self.idle_in_transaction_s)}")
                 # Backslash escapes on, as sqlgate reads and writes string literals
                 # (safety.literals): the server's NO_BACKSLASH_ESCAPES would change their values.
                 await cur.execute(_BACKSLASH_ESCAPES_ON)

@@ -88,6 +88,8 @@ class PostgresDialect(Dialect):
         settings = {"statement_timeout": str(timeout_ms), "jit": "off", "standard_conforming_strings": "on"}
         if read_only:
             settings["default_transaction_read_only"] = "on"
+        if self.idle_in_transaction_s:  # (a pooler gets none: it is a session setting)
+            settings["idle_in_transaction_session_timeout"] = str(self.idle_in_transaction_s * 1000)
         return {"connect_args": {"server_settings": settings}}
 
     async def begin(
