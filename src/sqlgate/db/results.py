@@ -13,7 +13,10 @@
 | JSON/JSONB (PostgreSQL)         | the parsed JSON value; MySQL/SQLite JSON columns arrive |
 |                                 | as text and stay strings                                |
 | arrays                          | lists, converted element by element                     |
-| ranges, records, anything else  | its string form                                         |
+| BIT/VARBIT (PostgreSQL)         | the bits as a string, ``"1011"``                        |
+| ranges                          | PostgreSQL's text form, ``"[1,10)"``, ``"empty"``        |
+| records (ROW(...))              | lists, converted element by element                     |
+| anything else                   | its string form                                         |
 """
 
 from __future__ import annotations
@@ -58,6 +61,22 @@ def to_json_safe(value: Any) -> Any:
         return {str(k): to_json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
         return [to_json_safe(v) for v in value]
+    return _text_form(value)
+
+
+def _text_form(value: Any) -> str:
+    """The database's own text form of a value of another type. asyncpg's BitString and
+    Range print as their repr (``<BitString 1011>``, ``<Range [1, 10)>``): written here as
+    PostgreSQL writes them (``1011``, ``[1,10)``)."""
+    kind = type(value).__name__
+    if kind == "BitString" and hasattr(value, "as_string"):
+        return str(value.as_string())
+    if kind == "Range" and hasattr(value, "isempty"):
+        if value.isempty:
+            return "empty"
+        lower = "" if value.lower is None else to_json_safe(value.lower)
+        upper = "" if value.upper is None else to_json_safe(value.upper)
+        return f"{'[' if value.lower_inc else '('}{lower},{upper}{']' if value.upper_inc else ')'}"
     return str(value)
 
 
@@ -87,20 +106,23 @@ def _short_decimal(value: Decimal) -> int | float | None:
 
 
 def iso_duration(delta: dt.timedelta) -> str:
+    """``delta`` as an ISO 8601 duration, exact to the microsecond (``PT0.000001S``, never
+    ``PT1e-06S``; a fraction is never rounded up into ``60S``)."""
     sign = "-" if delta < dt.timedelta(0) else ""
     delta = abs(delta)
     days = delta.days
-    seconds = delta.seconds + delta.microseconds / 1_000_000
-    hours, rest = divmod(seconds, 3600)
+    hours, rest = divmod(delta.seconds, 3600)
     minutes, secs = divmod(rest, 60)
     out = f"{sign}P{days}D" if days else f"{sign}P"
     time_part = ""
     if hours:
-        time_part += f"{int(hours)}H"
+        time_part += f"{hours}H"
     if minutes:
-        time_part += f"{int(minutes)}M"
-    if secs or not (days or hours or minutes):
-        time_part += f"{secs:g}S"
+        time_part += f"{minutes}M"
+    if delta.microseconds:
+        time_part += f"{secs}.{delta.microseconds:06d}".rstrip("0") + "S"
+    elif secs or not (days or hours or minutes):
+        time_part += f"{secs}S"
     return out + ("T" + time_part if time_part else "")
 
 
