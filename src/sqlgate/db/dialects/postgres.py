@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import csv
 import datetime as dt
 import decimal
@@ -40,6 +42,7 @@ from sqlgate.db.dialects.base import (
 )
 from sqlgate.db.dialects.plans import IndexSyntax, RawPlan, WhatIfPlan  # query_optimization hooks
 from sqlgate.db.dialects.tls import TlsStatus
+from sqlgate.db.parameters import describe
 from sqlgate.db.results import LongBytes, LongText
 from sqlgate.errors import ConfigError, InvalidArgument, SqlgateError
 from sqlgate.logging import mask_secrets
@@ -192,6 +195,13 @@ class PostgresDialect(Dialect):
     def map_error(self, exc: BaseException, timeout_ms: int) -> SqlgateError:
         import asyncpg
 
+        if isinstance(exc, asyncpg.exceptions.DataError) and str(exc).startswith("invalid input for query argument"):
+            # asyncpg's own encoder refused a parameter before anything was sent (it is a
+            # PostgresError with SQLSTATE 22000, but the statement is not at fault)
+            return InvalidArgument(
+                f"a parameter value does not fit its column: {mask_secrets(str(exc))}",
+                "pass values of the column's type (dates and times as ISO 8601 strings, binary as \"base64:...\")",
+            )
         if isinstance(exc, asyncpg.PostgresError):
             state = str(getattr(exc, "sqlstate", "") or "")
             text = str(exc)
@@ -208,7 +218,7 @@ class PostgresDialect(Dialect):
             if state.startswith("23"):  # integrity_constraint_violation
                 return constraint_violation(text, f"SQLSTATE {state}")
             return db_error(exc, state or None)
-        if isinstance(exc, asyncpg.exceptions.DataError):  # a client-side encoding refusal
+        if isinstance(exc, asyncpg.exceptions.DataError):  # a client-side encoding refusal (other wording)
             return InvalidArgument(
                 f"a parameter value does not fit its column: {mask_secrets(str(exc))}",
                 "pass values of the column's type (dates and times as ISO 8601 strings)",
@@ -591,6 +601,10 @@ def pg_param(value: Any, pg_type: str, name: str | None = None) -> Any:
                     f"{where}: {value} is out of range for {pg_type}",
                     f"pass an integer between {low} and {high}",
                 )
+        if pg_type == "bytea":
+            return _pg_bytea(value, where)
+        if isinstance(value, bool) and pg_type in ("text", "varchar", "bpchar", "name"):
+            return "true" if value else "false"  # as PostgreSQL writes a boolean, not Python's "True"
         if isinstance(value, str):
             converter = _PG_FROM_STRING.get(pg_type)
             return converter(value) if converter else value
@@ -623,6 +637,24 @@ def _pg_bool(text: str) -> bool:
     raise ValueError("expected true or false")
 
 
+def _pg_bytea(value: Any, where: str) -> bytes:
+    """Binary values travel as results show them: ``"base64:<base64>"``."""
+    if isinstance(value, str) and value.startswith("base64:"):
+        try:
+            return base64.b64decode(value[7:], validate=True)
+        except binascii.Error as exc:
+            raise InvalidArgument(f"{where}: the text after base64: is not base64 ({exc})",
+                                  'pass binary values as "base64:<base64 text>"') from None
+    raise InvalidArgument(f"{where}: {describe(value)} is not a valid bytea",
+                          'pass binary values as "base64:<base64 text>" (the form results use)')
+
+
+def _pg_timestamp(text: str) -> dt.datetime:
+    # PostgreSQL ignores an offset written in a timestamp without time zone; so does this
+    # (asyncpg refused the aware datetime: "can't subtract offset-naive and offset-aware").
+    return dt.datetime.fromisoformat(text).replace(tzinfo=None)
+
+
 def _pg_timestamptz(text: str) -> dt.datetime:
     parsed = dt.datetime.fromisoformat(text)
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
@@ -630,7 +662,7 @@ def _pg_timestamptz(text: str) -> dt.datetime:
 
 _PG_FROM_STRING: dict[str, Any] = {
     "date": dt.date.fromisoformat,
-    "timestamp": dt.datetime.fromisoformat,
+    "timestamp": _pg_timestamp,
     "timestamptz": _pg_timestamptz,
     "time": dt.time.fromisoformat,
     "numeric": decimal.Decimal,
@@ -838,7 +870,7 @@ _PG_NATIVE: dict[str, frozenset[type]] = {
 # which names it in the error.
 _PG_FROM_STRINGS: dict[str, Callable[[str], Any]] = {
     "date": dt.date.fromisoformat,
-    "timestamp": dt.datetime.fromisoformat,
+    "timestamp": _pg_timestamp,
     "time": dt.time.fromisoformat,
     "numeric": decimal.Decimal,
     "uuid": uuid.UUID,
@@ -891,12 +923,19 @@ def _csv_ok(rows: Iterable[tuple[Any, ...]], types: list[str]) -> set[type] | No
     """The value types in ``rows`` when all of them can go to COPY as CSV text, else None."""
     if any(t in _CSV_UNSAFE_TYPES or t.startswith("_") for t in types):
         return None
+    rows = rows if isinstance(rows, list) else list(rows)  # read twice when it holds booleans
     kinds = set(map(type, itertools.chain.from_iterable(rows)))
     if not kinds <= _CSV_SAFE:
         return None
     if float in kinds and any(t in ("int2", "int4", "int8") for t in types):
         return None  # 12.0 for an integer: converted in Python, PostgreSQL's text input refuses it
+    if bool in kinds and any(types[i] != "bool" for i in _bool_columns(rows)):
+        return None  # csv writes True: "True" in a text column, refused by integer, numeric and json input
     return kinds
+
+
+def _bool_columns(rows: Iterable[tuple[Any, ...]]) -> set[int]:
+    return {i for row in rows for i, value in enumerate(row) if type(value) is bool}
 
 
 def _pg_csv(rows: list[tuple[Any, ...]], types: list[str], kinds: set[type] | None = None) -> bytes | None:
