@@ -14,6 +14,7 @@ import itertools
 import json
 import operator
 import re
+import traceback
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -227,9 +228,10 @@ class PostgresDialect(Dialect):
             # "connection is closed", "another operation is in progress" after a
             # terminated backend or a cancelled call: the connection, not the SQL.
             return unavailable(f"the database connection failed: {exc}")
-        if isinstance(exc, ValueError | OverflowError):  # asyncpg's decoders ("ordinal must be >= 1")
-            return unreadable_value(exc, "cast the column to text in the query (col::text): dates and timestamps "
-                                         "before year 1 or after 9999 have no Python value")
+        if isinstance(exc, ValueError | OverflowError) and _raised_by_a_decoder(exc):
+            # asyncpg's result decoders: "ordinal must be >= 1", "hour must be in 0..23"
+            return unreadable_value(exc, "cast the column to text in the query (col::text): the value has no "
+                                         "Python equivalent (a date before year 1 or after 9999, the time 24:00:00)")
         return super().map_error(exc, timeout_ms)
 
     def answered(self, exc: BaseException | None) -> bool:
@@ -1119,6 +1121,12 @@ def __getattr__(name: str) -> Any:
     if name == "SqlgateAsyncpgDialect":
         return _asyncpg_dialect()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _raised_by_a_decoder(exc: BaseException) -> bool:
+    """Whether ``exc`` came out of one of asyncpg's value codecs (not sqlgate's own code)."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    return bool(frames) and "/codecs/" in frames[-1].filename.replace("\\", "/")
 
 
 class PostgresPoolerDialect(PostgresDialect):
