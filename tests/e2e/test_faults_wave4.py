@@ -504,3 +504,42 @@ def test_the_database_ends_a_transaction_left_idle_past_the_backstop(
             await database.engine.dispose()
 
     asyncio.run(check())
+
+
+# --------------------------------------- a reflection on a silent link answers in time
+
+
+async def test_a_reflection_on_a_link_gone_silent_answers_in_time(fetch_server: Backend) -> None:
+    """Regression: reading a table's structure (describe_schema, query_optimization, the
+    view check of an EXPLAIN) ran on a pooled connection outside the execution boundary:
+    on a link gone silent the call never answered (TCP gives up after many minutes). Now
+    it runs under the call's deadline like a statement: TIMEOUT, the connection dropped,
+    and the next call is served."""
+    server = fetch_server
+    tables = [f"fw4r_{secrets.token_hex(3)}" for _ in range(3)]
+    await server.aexecute(*(f"CREATE TABLE {t} (n INT PRIMARY KEY)" for t in tables))
+    target = urlsplit(server.url)
+    proxy = Proxy(target.hostname or "127.0.0.1", target.port or 0).start()
+    calls = [("describe_schema", {"table": tables[0]}),
+             ("query_optimization", {"query": f"SELECT n FROM {tables[1]} WHERE n = 1"}),
+             ("execute_query", {"query": f"EXPLAIN SELECT n FROM {tables[2]}"})]
+    try:
+        async with server.client(database_url=proxy.url(server.url), statement_timeout_ms=1000,
+                                 allowed_tables=tables, log_level="WARNING") as client:
+            for tool, arguments in calls:
+                proxy.mode = "pass"
+                warm = await client.call_tool("execute_query", {"query": "SELECT 1 AS one"})
+                assert not warm.is_error, warm.content
+                proxy.mode = "blackhole"  # the pooled connection's link goes silent
+                started = time.monotonic()
+                result = await asyncio.wait_for(client.call_tool(tool, arguments), 20)
+                took = time.monotonic() - started
+                assert result.is_error and result.structured_content["error"]["code"] == "TIMEOUT", result.content
+                assert took < 1.0 + 1.5, (tool, took)
+            proxy.mode = "pass"
+            proxy.reset()
+            after = await client.call_tool("describe_schema", {"table": tables[0]})
+            assert not after.is_error, after.content
+    finally:
+        proxy.stop()
+        await server.aexecute(*(f"DROP TABLE {t}" for t in tables))

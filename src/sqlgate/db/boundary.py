@@ -222,3 +222,15 @@ async def call(database: Database, timeout_ms: int) -> AsyncIterator[Lease]:
     finally:
         if lease.alive:
             await lease.release()
+
+
+async def run_sync(database: Database, fn: Any, *args: Any) -> Any:
+    """``fn(sync_connection, *args)`` (a reflection: SQLAlchemy's inspector, catalog counts)
+    on a pooled connection, under one deadline of the statement timeout, like a statement:
+    a link gone silent answers TIMEOUT and the connection is discarded, instead of a call
+    waiting for TCP to give up."""
+    async with call(database, database.policy.statement_timeout_ms) as lease:
+        result = await lease.sa_conn.run_sync(fn, *args)
+        await lease.sa_conn.rollback()
+        return result
+

@@ -48,7 +48,7 @@ async def row_counts(database: Database, tables: list[tuple[str | None, str]]) -
     """``(rows, estimated)`` for each ``(schema, name)``, in one connection."""
     if not tables:
         return []
-    async with database.engine.connect() as conn:
-        result = await conn.run_sync(_count, database.driver, tables)
-        await conn.rollback()
-    return result
+    from sqlgate.db import boundary
+
+    counted: list[tuple[int, bool]] = await boundary.run_sync(database, _count, database.driver, tables)
+    return counted

@@ -105,9 +105,11 @@ async def table_info(database: Database, table: str, *, refresh: bool = False) -
         if not refresh and key in cache.tables:
             return cache.tables[key]
         schema = name.schema if name.schema != database.policy.default_schema else None
-        async with database.engine.connect() as conn:
-            info = await conn.run_sync(_reflect_one, database.driver, schema, _reflected_case(parsed, name.name))
-            await conn.rollback()
+        from sqlgate.db import boundary  # (boundary imports engines, which this module serves)
+
+        info: TableInfo | None = await boundary.run_sync(
+            database, _reflect_one, database.driver, schema, _reflected_case(parsed, name.name)
+        )
         if info is None:
             raise PolicyViolation(
                 f"table {table} does not exist in database {database.name!r}",
