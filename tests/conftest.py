@@ -196,6 +196,16 @@ def unique(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(4)}"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """``-n``: xdist's work-stealing scheduler instead of its default ("load", which hands
+    each worker a fixed share up front): a worker that runs out steals from a busy one, so
+    the few 5-15 s e2e tests no longer leave the others idle at the end (2 cores, 3
+    workers: the suite ~3 min 45 s -> ~3 min 10 s). An explicit ``--dist`` other than load
+    is kept."""
+    if getattr(config.option, "dist", "no") == "load" and getattr(config.option, "numprocesses", None):
+        config.option.dist = "worksteal"
+
+
 @pytest.hookimpl(optionalhook=True)  # xdist's hook: without xdist (-p no:xdist) it is not known
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     """``-n auto``: one and a half workers per core. Most tests wait on a database or a

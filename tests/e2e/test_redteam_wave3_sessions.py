@@ -222,9 +222,14 @@ async def test_more_slow_calls_than_connections_answer_in_time_and_the_pool_is_w
         codes = []
         for result, took in outcomes:
             assert took < timeout_s + GRACE_S, took
-            codes.append(error(result)["code"] if result.is_error else "ok")
+            code = error(result)["code"] if result.is_error else "ok"
+            if code == "DB_UNAVAILABLE":  # the deadline came while its new connection was opening
+                assert "within the call's" in error(result)["message"], error(result)
+                code = "TIMEOUT"
+            codes.append(code)
         # A call that waited for a connection and got one late runs out of its one deadline
-        # (checkout + statement): TIMEOUT, also a bounded answer.
+        # (checkout + statement): TIMEOUT (or, on a loaded machine, "could not get a working
+        # connection within the call's 1.5 s" while connecting), also a bounded answer.
         assert set(codes) <= {"ok", "POOL_EXHAUSTED", "TIMEOUT"}, codes
         # Some run, not all: how many of the 3 connections serve a call in time depends on the
         # machine's load (connecting them is part of each call's deadline).

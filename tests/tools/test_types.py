@@ -57,21 +57,24 @@ async def test_type_conversion(backend: Backend) -> None:
     assert got == expected
 
 
-@pytest.mark.parametrize("name", ["postgres", "sqlite"])
-async def test_a_value_the_driver_cannot_read_says_how_to_read_it(
-    name: str, request: pytest.FixtureRequest
-) -> None:
+@pytest.fixture(params=["postgres", "sqlite"])
+def decoding_backend(request: pytest.FixtureRequest) -> Backend:
+    backend: Backend = request.getfixturevalue(f"{request.param}_backend")  # (a sync fixture sets it up)
+    return backend
+
+
+async def test_a_value_the_driver_cannot_read_says_how_to_read_it(decoding_backend: Backend) -> None:
     """PostgreSQL dates before year 1 or after 9999 have no Python value (asyncpg: "ordinal
     must be >= 1"), and SQLite text that is not UTF-8 cannot be decoded: the statement ran,
     so the error says the value cannot be read (not "the database rejected the statement")
     and the hint's way of reading it works. (MySQL/MariaDB hand zero dates over as text.)"""
-    backend: Backend = request.getfixturevalue(f"{name}_backend")
+    backend = decoding_backend
     unreadable, hint, readable, value = {
         "postgres": ("SELECT '4713-01-01 BC'::date AS a", "::text",
                      "SELECT '4713-01-01 BC'::date::text AS a", "4713-01-01 BC"),
         "sqlite": ("SELECT CAST(x'80ff' AS TEXT) AS a", "hex(col)",
                    "SELECT hex(CAST(x'80ff' AS TEXT)) AS a", "80FF"),
-    }[name]
+    }[backend.name]
     async with backend.client(allowed_tables="") as client:
         failed = await client.call_tool("execute_query", {"query": unreadable})
         read = await client.call_tool("execute_query", {"query": readable})
