@@ -82,3 +82,16 @@ async def test_a_value_the_driver_cannot_read_says_how_to_read_it(decoding_backe
     assert error["code"] == "DB_ERROR" and error["message"].startswith("a value in the result cannot be read"), error
     assert hint in error["hint"], error
     assert read.structured_content["rows"] == [[value]], read.structured_content
+
+
+async def test_postgres_infinity_dates_are_shown_as_infinity(postgres_backend: Backend) -> None:
+    """asyncpg decodes 'infinity' timestamps and dates as stand-ins equal to year 9999's last
+    instant: results showed "9999-12-31T23:59:59.999999" (and year 1 for -infinity) for a
+    value that is no date. A real 9999-12-31 value keeps its ISO form."""
+    query = ("SELECT 'infinity'::timestamp AS a, '-infinity'::timestamptz AS b, 'infinity'::date AS c, "
+             "'-infinity'::date AS d, '9999-12-31 23:59:59.999999'::timestamp AS e, '9999-12-31'::date AS f")
+    async with postgres_backend.client(allowed_tables="") as client:
+        result = await client.call_tool("execute_query", {"query": query})
+    assert result.structured_content["rows"] == [
+        ["infinity", "-infinity", "infinity", "-infinity", "9999-12-31T23:59:59.999999", "9999-12-31"]
+    ], result.structured_content

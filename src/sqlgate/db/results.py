@@ -7,6 +7,7 @@
 | Decimal (NUMERIC, DECIMAL)      | number when it has at most 15 significant digits (exact |
 |                                 | as a double), otherwise a string with every digit       |
 | date, datetime, time            | ISO 8601 string (``2024-01-31``, ``2024-01-31T12:00:00+00:00``) |
+| PostgreSQL ±infinity dates      | ``"infinity"``, ``"-infinity"``                         |
 | interval (timedelta)            | ISO 8601 duration string, e.g. ``P1DT2H3M4.5S``         |
 | UUID, IP address/network        | string                                                  |
 | bytes (BYTEA, BLOB, BINARY)     | ``"base64:<base64 text>"``                              |
@@ -49,7 +50,9 @@ def to_json_safe(value: Any) -> Any:
         return value
     if isinstance(value, Decimal):
         return _decimal(value)
-    if isinstance(value, dt.datetime | dt.date | dt.time):
+    if isinstance(value, dt.datetime | dt.date):
+        return _date_text(value)
+    if isinstance(value, dt.time):
         return value.isoformat()
     if isinstance(value, dt.timedelta):
         return iso_duration(value)
@@ -78,6 +81,22 @@ def _text_form(value: Any) -> str:
         upper = "" if value.upper is None else to_json_safe(value.upper)
         return f"{'[' if value.lower_inc else '('}{lower},{upper}{']' if value.upper_inc else ')'}"
     return str(value)
+
+
+# A driver's stand-ins for values Python's dates cannot hold (asyncpg decodes PostgreSQL's
+# 'infinity' timestamps and dates as datetime.max-like objects): by identity, since a real
+# 9999-12-31 23:59:59.999999 equals them. Registered by the dialect (register_infinite).
+_INFINITE: dict[int, tuple[object, str]] = {}
+
+
+def register_infinite(value: object, text: str) -> None:
+    """Show the driver's singleton ``value`` as ``text`` (``"infinity"``) in results."""
+    _INFINITE[id(value)] = (value, text)
+
+
+def _date_text(value: dt.date) -> str:
+    infinite = _INFINITE.get(id(value))
+    return infinite[1] if infinite is not None and infinite[0] is value else value.isoformat()
 
 
 def _decimal(value: Decimal) -> Any:
@@ -137,8 +156,8 @@ _MARKER = "…[sqlgate: cut at {limit} bytes; {more} more {unit}]"
 # characters (never cut under a max_value_bytes of 64 or more); None from one means "not
 # the short case" (a long decimal) and the value takes the general path (``_value``).
 _SHORT: dict[type, Any] = {
-    Decimal: _short_decimal, dt.datetime: dt.datetime.isoformat, dt.date: dt.date.isoformat,
-    dt.time: dt.time.isoformat, uuid.UUID: str,
+    Decimal: _short_decimal, dt.datetime: _date_text, dt.date: _date_text, dt.time: dt.time.isoformat,
+    uuid.UUID: str,
 }
 _SHORT_MIN_VALUE_BYTES = 64
 

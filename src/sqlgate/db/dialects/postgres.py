@@ -44,7 +44,7 @@ from sqlgate.db.dialects.base import (
 from sqlgate.db.dialects.plans import IndexSyntax, RawPlan, WhatIfPlan  # query_optimization hooks
 from sqlgate.db.dialects.tls import TlsStatus
 from sqlgate.db.parameters import describe
-from sqlgate.db.results import LongBytes, LongText
+from sqlgate.db.results import LongBytes, LongText, register_infinite
 from sqlgate.errors import ConfigError, InvalidArgument, SqlgateError
 from sqlgate.logging import mask_secrets
 
@@ -72,6 +72,7 @@ class PostgresDialect(Dialect):
     def __init__(self) -> None:
         # Parameter types of bulk_insert's statements, by (schema, table, columns).
         self._bulk_types: dict[tuple[Any, ...], list[str]] = {}
+        _register_infinities()
 
     # --- connecting: TLS and transaction poolers (the URL's options; end of this module)
 
@@ -1121,6 +1122,18 @@ def __getattr__(name: str) -> Any:
     if name == "SqlgateAsyncpgDialect":
         return _asyncpg_dialect()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+@functools.cache
+def _register_infinities() -> None:
+    """asyncpg decodes 'infinity' / '-infinity' timestamps and dates as its own singletons
+    (datetime.max / .min alike): results show them as PostgreSQL writes them."""
+    from asyncpg.pgproto import pgproto
+
+    register_infinite(pgproto.infinity_datetime, "infinity")
+    register_infinite(pgproto.negative_infinity_datetime, "-infinity")
+    register_infinite(pgproto.infinity_date, "infinity")
+    register_infinite(pgproto.negative_infinity_date, "-infinity")
 
 
 def _raised_by_a_decoder(exc: BaseException) -> bool:
