@@ -170,24 +170,10 @@ def test_whole_chunks_keep_exactly_what_row_by_row_keeps(
     )
 
 
-def _general_decimal(value: Decimal) -> Any:
-    """The documented rule, written out: a number when at most 15 significant digits
-    (an int when integral with a non-negative exponent), else the exact string."""
-    if not value.is_finite():
-        return str(value)
-    parts = value.as_tuple()
-    if len(parts.digits) <= 15:
-        as_int = int(value)
-        if value == as_int and isinstance(parts.exponent, int) and parts.exponent >= 0:
-            return as_int
-        return float(value)
-    return str(value)
-
-
 @settings(max_examples=500, deadline=None)
 @given(value=st.one_of(st.decimals(), st.decimals(places=2, min_value=-10**12, max_value=10**12)))
 def test_the_short_decimal_path_decides_as_the_general_rule(value: Decimal) -> None:
-    from sqlgate.db.results import _short_decimal, to_json_safe
+    from sqlgate.db.results import _general_decimal, _short_decimal, to_json_safe
 
     expected = _general_decimal(value)
     short = _short_decimal(value)

@@ -28,12 +28,19 @@ from sqlglot import exp
 from sqlgate.db import dialects
 from sqlgate.db.dialects import Dialect, async_url
 from sqlgate.db.structure import SchemaCache
-from sqlgate.errors import ConfigError, DatabaseUnavailable, InvalidArgument, PoolExhausted, SqlgateError
+from sqlgate.errors import (
+    ConfigError,
+    DatabaseUnavailable,
+    InvalidArgument,
+    PolicyViolation,
+    PoolExhausted,
+    SqlgateError,
+)
 from sqlgate.logging import get_logger, mask_secrets
 from sqlgate.safety import profiles as safety_profiles
 from sqlgate.safety.policy import COLUMNS_SEP, Policy
 from sqlgate.safety.redact import redact_error, redact_tables
-from sqlgate.safety.tables import TableName, is_allowed, parse_whitelist, table_key
+from sqlgate.safety.tables import TableName, is_allowed, parse_whitelist, table_key, table_name
 from sqlgate.settings import ResolvedDatabase, Settings
 
 log = get_logger("sqlgate.db")
@@ -178,17 +185,34 @@ class Database:
         error = self.driver.map_error(exc, timeout_ms)
         if self.policy.denied_columns:
             redact_error(error)
-        return redact_tables(error, self.table_visible)
+        return redact_tables(error, self.is_whitelisted)
 
-    def table_visible(self, schema: str | None, name: str) -> bool:
-        """Whether the table the database names ``schema.name`` (exact spelling, as in its
-        messages) is on the whitelist; another database's table never is."""
-        if schema is not None and schema != (self.policy.default_schema or schema):
+    def whitelist(self) -> tuple[safety_profiles.SafetyProfile, frozenset[TableName]]:
+        """The database's name rules (exact on MySQL with lower_case_table_names=0) and its
+        whitelist under them."""
+        profile = safety_profiles.for_policy(safety_profiles.get(self.dialect), self.policy.exact_table_names)
+        return profile, parse_whitelist(self.policy.allowed_tables or (), profile)
+
+    def allowed_name(self, parsed: exp.Table) -> TableName | None:
+        """The resolved name of the parsed table when the whitelist holds it, else None
+        (PolicyViolation for a name that reaches another database)."""
+        profile, whitelist = self.whitelist()
+        try:
+            name = table_name(parsed, profile)
+        except PolicyViolation:
+            raise
+        except Exception:  # noqa: BLE001 - a name the rules cannot resolve is not allowed
+            return None
+        default = table_key(self.policy.default_schema, profile) if self.policy.default_schema else None
+        return name if is_allowed(name, whitelist, default) else None
+
+    def is_whitelisted(self, schema: str | None, name: str) -> bool:
+        """Whether a table the database names (exact spelling: a foreign key's target, an
+        error message) is whitelisted; another database's table never is."""
+        try:
+            return self.allowed_name(exp.table_(name, db=schema, quoted=True)) is not None
+        except PolicyViolation:
             return False
-        whitelist = parse_whitelist(self.policy.allowed_tables or (), self.dialect)
-        key = table_key(exp.to_identifier(name, quoted=True), self.dialect)
-        return key is not None and is_allowed(TableName(None, key), whitelist, table_key(
-            self.policy.default_schema, self.dialect) if self.policy.default_schema else None)
 
     def unreachable(self, exc: BaseException) -> DatabaseUnavailable:
         first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__

@@ -101,8 +101,12 @@ def _date_text(value: dt.date) -> str:
 
 def _decimal(value: Decimal) -> Any:
     short = _short_decimal(value)
-    if short is not None:
-        return short
+    return short if short is not None else _general_decimal(value)
+
+
+def _general_decimal(value: Decimal) -> Any:
+    """The documented rule, for any decimal: a number when at most 15 significant digits
+    (an int when integral with a non-negative exponent), else the exact string."""
     if not value.is_finite():
         return str(value)
     parts = value.as_tuple()
@@ -117,7 +121,7 @@ def _decimal(value: Decimal) -> Any:
 def _short_decimal(value: Decimal) -> int | float | None:
     """The common decimal, quickly: a finite one written in at most 15 characters without
     an exponent (so at most 15 significant digits) is an int when it has no point, else a
-    float, as ``_decimal`` decides; None for any other."""
+    float, as ``_general_decimal`` decides; None for any other."""
     text = str(value)
     if len(text) > 15 or "E" in text or not value.is_finite():
         return None

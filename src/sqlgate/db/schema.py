@@ -21,8 +21,7 @@ if TYPE_CHECKING:
     from sqlgate.db.engines import Database
 
 __all__ = [
-    "ColumnInfo", "ForeignKeyInfo", "IndexInfo", "SchemaCache", "TableInfo", "forget", "is_whitelisted",
-    "refuse_view_plans", "split_name", "table_info", "view_plan_refused",
+    "ColumnInfo", "ForeignKeyInfo", "IndexInfo", "SchemaCache", "TableInfo", "forget", "refuse_view_plans", "split_name", "table_info", "view_plan_refused",
 ]
 
 
@@ -89,9 +88,9 @@ async def table_info(database: Database, table: str, *, refresh: bool = False) -
         parsed = exp.to_table(table, dialect=database.dialect)
     except Exception:
         parsed = None
-    name = _allowed_name(database, parsed) if parsed is not None else None
+    name = database.allowed_name(parsed) if parsed is not None else None
     if name is None or parsed is None:
-        shown = sorted(t.qualified() for t in _whitelist(database)[1])
+        shown = sorted(t.qualified() for t in database.whitelist()[1])
         raise PolicyViolation(
             f"table {table} is not allowed",
             ("allowed tables: " + ", ".join(shown)) if shown else "no tables are whitelisted",
@@ -118,41 +117,6 @@ async def table_info(database: Database, table: str, *, refresh: bool = False) -
             )
         cache.tables[key] = info
         return info
-
-
-def _whitelist(database: Database) -> tuple[Any, Any]:
-    from sqlgate.safety import profiles as safety_profiles
-    from sqlgate.safety import tables as safety_tables
-
-    # The database's own name rules (exact on MySQL with lower_case_table_names=0).
-    dialect = safety_profiles.for_policy(safety_profiles.get(database.dialect), database.policy.exact_table_names)
-    return dialect, safety_tables.parse_whitelist(database.policy.allowed_tables or (), dialect)
-
-
-def _allowed_name(database: Database, parsed: Any) -> Any:
-    """The resolved name of the parsed table when the whitelist holds it, else None."""
-    from sqlgate.safety import tables as safety_tables
-
-    dialect, whitelist = _whitelist(database)
-    try:
-        name = safety_tables.table_name(parsed, dialect)
-    except PolicyViolation:
-        raise
-    except Exception:
-        return None
-    default = (safety_tables.table_key(database.policy.default_schema, dialect)
-               if database.policy.default_schema else None)
-    return name if name is not None and safety_tables.is_allowed(name, whitelist, default) else None
-
-
-def is_whitelisted(database: Database, schema: str | None, name: str) -> bool:
-    """Whether a table the catalog names (exact spelling, e.g. a foreign key's target) is whitelisted."""
-    import sqlglot.expressions as exp
-
-    try:
-        return _allowed_name(database, exp.table_(name, db=schema, quoted=True)) is not None
-    except PolicyViolation:
-        return False
 
 
 def _reflected_case(parsed: Any, folded: str) -> str:

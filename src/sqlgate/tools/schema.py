@@ -151,10 +151,7 @@ async def describe(db: Database, tables: list[str] | None, refresh: bool) -> Sch
     counts = await row_counts(db, [(i.schema, i.name) for i in infos if not i.is_view])
     by_table = iter(counts)
     denied = _denied(db)
-    def visible(schema: str | None, name: str) -> bool:
-        return db_schema.is_whitelisted(db, schema, name)
-
-    shaped = [shape(i, denied, None if i.is_view else next(by_table), visible) for i in infos]
+    shaped = [shape(i, denied, None if i.is_view else next(by_table), db.is_whitelisted) for i in infos]
     hint = None
     if any("DENIED" in c.split(" -- ")[0].split() for t in shaped for c in t.columns):
         hint = "DENIED columns cannot be read: name the columns you need instead of SELECT *"

@@ -14,7 +14,6 @@ import itertools
 import json
 import operator
 import re
-import traceback
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -220,11 +219,6 @@ class PostgresDialect(Dialect):
             if state.startswith("23"):  # integrity_constraint_violation
                 return constraint_violation(text, f"SQLSTATE {state}")
             return db_error(exc, state or None)
-        if isinstance(exc, asyncpg.exceptions.DataError):  # a client-side encoding refusal (other wording)
-            return InvalidArgument(
-                f"a parameter value does not fit its column: {mask_secrets(str(exc))}",
-                "pass values of the column's type (dates and times as ISO 8601 strings)",
-            )
         if isinstance(exc, asyncpg.InterfaceError | asyncpg.exceptions.ConnectionDoesNotExistError):
             # "connection is closed", "another operation is in progress" after a
             # terminated backend or a cancelled call: the connection, not the SQL.
@@ -1137,9 +1131,14 @@ def _register_infinities() -> None:
 
 
 def _raised_by_a_decoder(exc: BaseException) -> bool:
-    """Whether ``exc`` came out of one of asyncpg's value codecs (not sqlgate's own code)."""
-    frames = traceback.extract_tb(exc.__traceback__)
-    return bool(frames) and "/codecs/" in frames[-1].filename.replace("\\", "/")
+    """Whether ``exc`` came out of one of asyncpg's value codecs (not sqlgate's own code):
+    the innermost frame's file (no source lines read, unlike traceback.extract_tb)."""
+    tb = exc.__traceback__
+    if tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return "/codecs/" in tb.tb_frame.f_code.co_filename.replace("\\", "/")
 
 
 class PostgresPoolerDialect(PostgresDialect):
